@@ -1,0 +1,375 @@
+"""Structure of the shipped Grafana dashboards, their provisioning and their export copies."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA = ROOT / "grafana"
+DASHBOARD_FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
+EXPORT_FILES = sorted((GRAFANA / "export").glob("*.json"))
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+EXPECTED_UIDS = {
+    "integration-monitor-overview.json": "integration-monitor-overview",
+    "integration-monitor-monitor.json": "integration-monitor-monitor",
+}
+# Grafana's own variables, always defined.
+BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data"}
+PROMQL_KEYWORDS = {
+    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+    "group_left", "group_right", "inf", "nan",
+}  # fmt: skip
+# Every series has these two, added by Prometheus at scrape time.
+TARGET_LABELS = {"job", "instance"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def all_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel, those nested in collapsed rows included."""
+    out: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def data_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in all_panels(dashboard) if p["type"] != "row"]
+
+
+def targets(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(p, t) for p in data_panels(dashboard) for t in p.get("targets", [])]
+
+
+def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def variable_query(variable: dict[str, Any]) -> str:
+    query = variable["query"]
+    return str(query["query"] if isinstance(query, dict) else query)
+
+
+def all_exprs(dashboard: dict[str, Any]) -> list[str]:
+    """Every PromQL expression: panel targets and query variables' label_values() selectors."""
+    exprs = [t["expr"] for _, t in targets(dashboard)]
+    for variable in variables(dashboard).values():
+        if variable["type"] == "query":
+            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable_query(variable))
+            assert match, f"variable {variable['name']}: expected label_values(selector, label)"
+            exprs.append(match.group(1))
+    return exprs
+
+
+def documented_metrics() -> dict[str, set[str]]:
+    """Metric names (or glob patterns) from docs/metrics.md's tables, with their labels."""
+    metrics: dict[str, set[str]] = {}
+    row = re.compile(r"^\|\s*`([a-z_*]+)`\s*\|\s*(\w*)\s*\|([^|]*)\|")
+    for line in (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8").splitlines():
+        match = row.match(line)
+        if not match:
+            continue
+        name, kind, labels_cell = match.groups()
+        labels = set(re.findall(r"`(\w+)`", labels_cell)) | TARGET_LABELS
+        if kind == "histogram":
+            metrics[f"{name}_bucket"] = labels | {"le"}
+            metrics[f"{name}_sum"] = labels
+            metrics[f"{name}_count"] = labels
+        metrics[name] = labels
+    metrics["up"] = set(TARGET_LABELS)
+    return metrics
+
+
+def strip_strings(expr: str) -> str:
+    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+
+
+def metric_names(expr: str) -> set[str]:
+    """Names of the series an expression selects (functions, keywords, labels left out)."""
+    text = strip_strings(expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\b\d+(\.\d+)?([eE][+-]?\d+)?\b", " ", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*(?!\s*\(|[A-Za-z0-9_:])", text):
+        if match.group(0).lower() not in PROMQL_KEYWORDS:
+            names.add(match.group(0))
+    return names
+
+
+def selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
+    """Each `metric{matchers}` of an expression as (metric, {label: operator+value})."""
+    out = []
+    for match in re.finditer(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}", expr):
+        matchers = {}
+        for m in re.finditer(r'(\w+)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")', match.group(2)):
+            matchers[m.group(1)] = m.group(2) + m.group(3)
+        out.append((match.group(1), matchers))
+    return out
+
+
+def grouping_labels(expr: str) -> set[str]:
+    labels: set[str] = set()
+    for match in re.finditer(
+        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr
+    ):
+        labels.update(x.strip() for x in match.group(1).split(",") if x.strip())
+    return labels
+
+
+def referenced_variables(text: str) -> set[str]:
+    """Names in `$name`, `${name}`, `${name:format}` and `${name.path}` references."""
+    return {a or b for a, b in re.findall(r"\$\{(\w+)(?:[:.][^}]*)?\}|\$(\w+)", text)}
+
+
+@pytest.fixture(params=DASHBOARD_FILES, ids=lambda p: p.name)
+def dashboard_file(request: pytest.FixtureRequest) -> Path:
+    path: Path = request.param
+    return path
+
+
+@pytest.fixture
+def dashboard(dashboard_file: Path) -> dict[str, Any]:
+    return load(dashboard_file)
+
+
+def test_the_expected_dashboards_are_shipped() -> None:
+    assert {p.name for p in DASHBOARD_FILES} == set(EXPECTED_UIDS)
+
+
+def test_dashboard_identity(dashboard_file: Path, dashboard: dict[str, Any]) -> None:
+    assert dashboard["uid"] == EXPECTED_UIDS[dashboard_file.name]
+    assert dashboard["id"] is None, "provisioned dashboards get their id from Grafana"
+    assert dashboard["schemaVersion"] == 39
+    assert "integration-monitor" in dashboard["tags"]
+    assert dashboard["title"].startswith("Integration monitor / ")
+    assert dashboard["description"]
+
+
+def test_one_prometheus_datasource_variable(dashboard: dict[str, Any]) -> None:
+    datasource_vars = [v for v in variables(dashboard).values() if v["type"] == "datasource"]
+    assert [v["name"] for v in datasource_vars] == ["datasource"]
+    assert datasource_vars[0]["query"] == "prometheus"
+    # The provisioned data source (grafana/provisioning/datasources/prometheus.yaml).
+    assert datasource_vars[0]["current"]["value"] == "prometheus"
+
+
+def test_every_panel_target_and_variable_uses_the_datasource_variable(
+    dashboard: dict[str, Any],
+) -> None:
+    for panel in data_panels(dashboard):
+        assert panel.get("datasource") == DATASOURCE, panel["title"]
+        assert panel["targets"], f"{panel['title']}: no query"
+    for panel, target in targets(dashboard):
+        assert target.get("datasource") == DATASOURCE, f"{panel['title']} {target['refId']}"
+    for variable in variables(dashboard).values():
+        if variable["type"] == "query":
+            assert variable["datasource"] == DATASOURCE, variable["name"]
+
+
+def test_job_and_instance_variables_filter_every_selector(dashboard: dict[str, Any]) -> None:
+    variable_map = variables(dashboard)
+    for name in ("job", "instance"):
+        assert variable_map[name]["type"] == "query"
+        assert variable_map[name]["includeAll"] and variable_map[name]["multi"]
+    for panel, target in targets(dashboard):
+        found = selectors(target["expr"])
+        assert found, f"{panel['title']}: no selector in {target['expr']}"
+        for metric, matchers in found:
+            where = f"{panel['title']} {target['refId']}: {metric}"
+            assert matchers.get("job") == '=~"$job"', where
+            assert matchers.get("instance") == '=~"$instance"', where
+
+
+def test_monitor_dashboard_selects_one_key() -> None:
+    dashboard = load(GRAFANA / "dashboards" / "integration-monitor-monitor.json")
+    key = variables(dashboard)["key"]
+    assert key["type"] == "query"
+    assert variable_query(key).startswith("label_values(integration_monitor_info{")
+    assert variable_query(key).endswith(", key)")
+    assert not key["multi"] and not key["includeAll"]
+    for panel, target in targets(dashboard):
+        for metric, matchers in selectors(target["expr"]):
+            if metric != "up":
+                assert matchers.get("key") == '="$key"', f"{panel['title']}: {metric}"
+
+
+def test_every_panel_has_a_unit_and_a_description(dashboard: dict[str, Any]) -> None:
+    for panel in data_panels(dashboard):
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']}: no unit"
+        assert len(panel.get("description", "")) >= 20, f"{panel['title']}: no description"
+
+
+def test_panel_ids_are_unique_and_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
+    ids = [p["id"] for p in all_panels(dashboard)]
+    assert len(ids) == len(set(ids))
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+
+
+def test_every_range_is_the_rate_interval(dashboard: dict[str, Any]) -> None:
+    for panel, target in targets(dashboard):
+        expr = target["expr"]
+        ranges = re.findall(r"\[([^\]]*)\]", strip_strings(expr))
+        calls = re.findall(r"\b(?:rate|irate|increase|delta|\w+_over_time)\s*\(", expr)
+        assert len(ranges) == len(calls), f"{panel['title']}: {expr}"
+        assert all(r == "$__rate_interval" for r in ranges), f"{panel['title']}: {expr}"
+
+
+def test_every_metric_is_documented_and_used_with_its_labels(dashboard: dict[str, Any]) -> None:
+    documented = documented_metrics()
+    assert len(documented) > 20, "docs/metrics.md's tables were not found"
+
+    def labels_of(name: str) -> set[str]:
+        for pattern, labels in documented.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return labels
+        raise AssertionError(f"{name} is not in docs/metrics.md")
+
+    for expr in all_exprs(dashboard):
+        names = metric_names(expr)
+        assert names, expr
+        allowed: set[str] = set()
+        for name in names:
+            allowed |= labels_of(name)
+        for metric, matchers in selectors(expr):
+            assert set(matchers) <= labels_of(metric), f"{metric} has no such label: {expr}"
+        assert grouping_labels(expr) <= allowed, f"grouping by an unknown label: {expr}"
+
+
+def test_metric_name_parser() -> None:
+    expr = (
+        'time() - max by(key)(a_b{job=~"$job", x="rate(y[5m])"}) * on(key) group_left(name) '
+        "histogram_quantile(0.99, sum by(le)(rate(c_bucket[$__rate_interval]))) > 1e3 and up"
+    )
+    assert metric_names(expr) == {"a_b", "c_bucket", "up"}
+    assert grouping_labels(expr) == {"key", "name", "le"}
+
+
+def test_variables_referenced_are_defined(dashboard: dict[str, Any]) -> None:
+    defined = set(variables(dashboard)) | BUILTIN_VARIABLES
+    text = json.dumps({k: v for k, v in dashboard.items() if k != "templating"})
+    text += json.dumps([variable_query(v) for v in variables(dashboard).values() if "query" in v])
+    assert referenced_variables(text) <= defined
+
+
+def test_service_url_variable_defaults_to_the_local_service(dashboard: dict[str, Any]) -> None:
+    service_url = variables(dashboard)["service_url"]
+    assert service_url["type"] in ("textbox", "constant")
+    assert service_url["query"] == "http://localhost:9812"
+
+
+def test_links_point_at_shipped_dashboards(dashboard: dict[str, Any]) -> None:
+    text = json.dumps(dashboard)
+    for uid in re.findall(r"/d/([\w-]+)", text):
+        assert uid in EXPECTED_UIDS.values()
+
+
+def test_overview_monitor_table() -> None:
+    """Instant table queries merged on `key`, each row linking to the status page and drill-down."""
+    dashboard = load(GRAFANA / "dashboards" / "integration-monitor-overview.json")
+    [table] = [p for p in data_panels(dashboard) if p["type"] == "table"]
+    refs = {t["refId"] for t in table["targets"]}
+    for target in table["targets"]:
+        assert target["instant"] and target["format"] == "table", target["refId"]
+        assert re.search(r"\bby\s*\((key|key, .*)\)", target["expr"]), target["expr"]
+    exprs = " ".join(t["expr"] for t in table["targets"])
+    assert "time() - max by(key)(integration_monitor_last_run_start_timestamp_seconds" in exprs
+    for metric in ("integration_monitor_info", "integration_monitor_alert_status",
+                   "integration_monitor_last_run_duration_seconds"):  # fmt: skip
+        assert metric in exprs
+    for operation in ("created", "updated", "deleted"):
+        assert f'operation="{operation}"' in exprs
+    transformations = {t["id"]: t["options"] for t in table["transformations"]}
+    assert "merge" in transformations
+    organize = transformations["organize"]
+    named = set(organize["excludeByName"]) | set(organize["renameByName"])
+    for name in named:
+        if name.startswith("Value #"):
+            assert name.removeprefix("Value #") in refs, name
+    urls = [link["url"] for link in table["fieldConfig"]["defaults"]["links"]]
+    assert "${service_url}/monitors/${__data.fields.key}" in urls
+    assert any(
+        u.startswith("/d/integration-monitor-monitor/") and "var-key=${__data.fields.key}" in u
+        for u in urls
+    )
+
+
+def test_overview_has_the_promised_panels() -> None:
+    dashboard = load(GRAFANA / "dashboards" / "integration-monitor-overview.json")
+    exprs = " ".join(t["expr"] for _, t in targets(dashboard))
+    for status in ("error", "ok", "notcalculated"):
+        assert f'status="{status}"' in exprs
+    assert "sum by(status)(increase(integration_monitor_runs_total{" in exprs
+    assert "sum by(operation)(increase(integration_monitor_objects_total{" in exprs
+    for q in ("0.5", "0.9", "0.99"):
+        bucket = "integration_monitor_run_duration_seconds_bucket"
+        assert f"histogram_quantile({q}, sum by(le)(rate({bucket}{{" in exprs
+    assert "time() - integration_monitor_evaluation_last_timestamp_seconds{" in exprs
+    assert "sum by(outcome)(rate(integration_monitor_reports_received_total{" in exprs
+    assert "up{" in exprs
+
+
+def test_provisioning_points_at_the_dashboards() -> None:
+    datasources = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text(encoding="utf-8")
+    )
+    [prometheus] = datasources["datasources"]
+    assert prometheus["type"] == "prometheus"
+    assert prometheus["uid"] == "prometheus"
+    assert prometheus["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "integration-monitor.yaml").read_text(
+            encoding="utf-8"
+        )
+    )
+    [provider] = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def load_make_export() -> Any:
+    spec = importlib.util.spec_from_file_location("make_export", GRAFANA / "make_export.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_is_what_make_export_generates() -> None:
+    expected = load_make_export().expected_exports()
+    assert sorted(expected) == EXPORT_FILES, "run: python grafana/make_export.py"
+    for path, text in expected.items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name}: run make_export.py"
+
+
+@pytest.mark.parametrize("path", EXPORT_FILES, ids=lambda p: p.name)
+def test_export_asks_for_a_prometheus_datasource(path: Path) -> None:
+    export = load(path)
+    assert [i["name"] for i in export["__inputs"]] == ["DS_PROMETHEUS"]
+    assert export["__inputs"][0]["pluginId"] == "prometheus"
+    required = {(r["type"], r["id"]) for r in export["__requires"]}
+    assert {("grafana", "grafana"), ("datasource", "prometheus")} <= required
+    assert {("panel", p["type"]) for p in data_panels(export)} <= required
+    assert "id" not in export
+    assert variables(export)["datasource"]["current"]["value"] == "${DS_PROMETHEUS}"
+    assert set(re.findall(r"\$\{(DS_\w+)\}", json.dumps(export))) == {"DS_PROMETHEUS"}
