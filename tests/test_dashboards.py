@@ -213,9 +213,13 @@ def test_every_panel_has_a_unit_and_a_description(dashboard: dict[str, Any]) -> 
         assert len(panel.get("description", "")) >= 20, f"{panel['title']}: no description"
 
 
-def test_panel_ids_are_unique_and_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
+def test_panel_ids_and_titles_are_unique_and_panels_do_not_overlap(
+    dashboard: dict[str, Any],
+) -> None:
     ids = [p["id"] for p in all_panels(dashboard)]
     assert len(ids) == len(set(ids))
+    titles = [p["title"] for p in data_panels(dashboard)]
+    assert len(titles) == len(set(titles)), "panels are named in tests and links by title"
     cells: dict[tuple[int, int], str] = {}
     for panel in dashboard["panels"]:
         grid = panel["gridPos"]

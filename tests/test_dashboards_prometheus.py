@@ -1,0 +1,434 @@
+"""Every dashboard query returns data from a real Prometheus scraping a real service.
+
+The service runs as `integration-monitor serve` on a temporary database, Prometheus scrapes it
+every second, and the test reports batches and logs over HTTP in two waves: the first creates
+every series, the second moves the counters, so that rate(), increase() and
+histogram_quantile() have something to compute over.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD_FILES = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+JOB = "integration-monitor"
+DRILL_KEY = "crm-sync"
+RATE_INTERVAL = "1m"
+START_TIMEOUT = 30.0
+SCRAPE_TIMEOUT = 30.0
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    """Replace Grafana variables (`$name`, `${name}`, `${name:format}`) in a query.
+
+    `$__rate_interval` becomes 1m unless `variables` says otherwise; an unknown variable is
+    an error, so a query cannot silently keep a `$` that Prometheus would reject.
+    """
+    values = {"__rate_interval": RATE_INTERVAL, **variables}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"no value for ${name} in {expr!r}")
+        return values[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
+
+
+def test_substitute() -> None:
+    expr = 'rate(m{job=~"$job", instance=~"${instance}", key="${key:raw}"}[$__rate_interval])'
+    assert substitute(expr, {"job": "j", "instance": "i:1", "key": "k"}) == (
+        'rate(m{job=~"j", instance=~"i:1", key="k"}[1m])'
+    )
+    assert substitute("x[$__rate_interval]", {"__rate_interval": "5m"}) == "x[5m]"
+    with pytest.raises(KeyError, match="nope"):
+        substitute("x{a=$nope}", {})
+
+
+# --- panels and targets ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    dashboard: str
+    panel: str
+    ref: str
+    expr: str
+
+    def __str__(self) -> str:
+        return f"{self.dashboard}: {self.panel} [{self.ref}]"
+
+
+def load_queries() -> list[Query]:
+    queries = []
+    for path in DASHBOARD_FILES:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        panels = []
+        for panel in dashboard["panels"]:
+            panels.append(panel)
+            panels.extend(panel.get("panels", []))
+        for panel in panels:
+            for target in panel.get("targets", []):
+                queries.append(Query(path.stem, panel["title"], target["refId"], target["expr"]))
+    return queries
+
+
+def load_variable_queries() -> list[tuple[str, str, str, str]]:
+    """(dashboard, variable, selector, label) for every label_values() variable."""
+    out = []
+    for path in DASHBOARD_FILES:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            query = variable["query"]
+            text = query["query"] if isinstance(query, dict) else query
+            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", text)
+            assert match, text
+            out.append((path.stem, variable["name"], match.group(1), match.group(2)))
+    return out
+
+
+QUERIES = load_queries()
+VARIABLE_QUERIES = load_variable_queries()
+
+
+# --- processes and HTTP ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    """One JSON request to 127.0.0.1; raises with the answer's text on a non-2xx status."""
+    assert url.startswith("http://127.0.0.1:"), url
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        exc.close()
+        raise AssertionError(f"{method} {url} -> {exc.code}: {detail}") from None
+    return json.loads(text) if text else None
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]) -> None:
+    """Poll `check` every 0.2 s until it is true; fail with the processes' logs after timeout."""
+    deadline = time.monotonic() + timeout
+    error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+            error = None
+        except (OSError, AssertionError, ValueError) as exc:
+            error = exc
+        time.sleep(0.2)
+    tails = "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {error})\n{tails}")
+
+
+class Processes:
+    """Subprocesses started by this module, each with its output in a log file."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[subprocess.Popen[bytes], Any]] = []
+        self.logs: list[Path] = []
+
+    def start(self, args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+        handle = log.open("wb")
+        self.logs.append(log)
+        process = subprocess.Popen(
+            args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT
+        )
+        self.running.append((process, handle))
+        return process
+
+    def stop(self) -> None:
+        for process, handle in reversed(self.running):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=15)
+            handle.close()
+
+
+def service_command() -> list[str]:
+    """The `integration-monitor` console script of the environment running the tests."""
+    script = Path(sys.executable).parent / "integration-monitor"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("integration-monitor")
+    assert found, "the integration-monitor console script is not installed (pip install -e .)"
+    return [found]
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus") or "/usr/bin/prometheus"
+    # A missing Prometheus is a broken test machine, not a reason to skip: fail.
+    assert Path(found).exists(), "prometheus is not installed (make system-deps)"
+    return found
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    service_url: str
+    prometheus_url: str
+    variables: dict[str, str]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        answer = http("GET", url)
+        assert answer["status"] == "success", answer
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def last_scrape(self) -> float:
+        """Start time (Unix seconds) of the latest completed scrape of the service."""
+        result = self.query(f'timestamp(up{{job="{JOB}"}} == 1)')
+        return float(result[0]["value"][1]) if result else 0.0
+
+
+def seed_first_wave(api: str) -> None:
+    """Monitors, and a first report of each kind: every series exists afterwards."""
+    now = datetime.now(UTC)
+    monitors = {
+        DRILL_KEY: {"name": "CRM sync", "alert_interval": 60, "alert_no_creates_deceeds": 1},
+        "erp-import": {"name": "ERP import", "alert_interval": 1440},
+        "newsletter": {"name": "Newsletter", "type": "message", "alert_interval": 0},
+        "never-ran": {"name": "Never ran", "alert_interval": 0},
+    }
+    for key, body in monitors.items():
+        http("PUT", f"{api}/monitors/{key}", body)
+    batch = http(
+        "POST",
+        f"{api}/monitors/{DRILL_KEY}/batches",
+        {"logstatus": "running", "starttime": iso(now - timedelta(seconds=45))},
+    )["batch"]
+    http(
+        "POST",
+        f"{api}/monitors/{DRILL_KEY}/logs",
+        {"batch_id": batch["id"], "logstatus": "ok", "logtext": "fetched 8 accounts"},
+    )
+    http(
+        "PATCH",
+        f"{api}/batches/{batch['id']}",
+        {"logstatus": "ok", "no_created": 5, "no_updated": 2, "no_deleted": 1},
+    )
+    http(
+        "POST",
+        f"{api}/monitors/{DRILL_KEY}/batches",
+        {
+            "logstatus": "error",
+            "starttime": iso(now - timedelta(seconds=20)),
+            "no_updated": 1,
+            "errormsg": "CRM API answered 502",
+        },
+    )
+    http(
+        "POST",
+        f"{api}/monitors/erp-import/batches",
+        {"logstatus": "error", "starttime": iso(now - timedelta(seconds=300)), "no_created": 3},
+    )
+    http("POST", f"{api}/monitors/newsletter/logs", {"logstatus": "ok", "message": "sent"})
+
+
+def seed_second_wave(api: str) -> None:
+    """More runs of every kind, so counters and histogram buckets increase between scrapes."""
+    now = datetime.now(UTC)
+    for seconds, status in ((12, "error"), (90, "ok")):
+        http(
+            "POST",
+            f"{api}/monitors/{DRILL_KEY}/batches",
+            {
+                "logstatus": status,
+                "starttime": iso(now - timedelta(seconds=seconds)),
+                "no_created": 4,
+                "no_updated": 7,
+                "no_deleted": 2,
+            },
+            headers={"Idempotency-Key": f"wave2-{seconds}"},
+        )
+    # The same report again: counted once, as outcome "duplicate".
+    http(
+        "POST",
+        f"{api}/monitors/{DRILL_KEY}/batches",
+        {
+            "logstatus": "ok",
+            "starttime": iso(now - timedelta(seconds=90)),
+            "no_created": 4,
+            "no_updated": 7,
+            "no_deleted": 2,
+        },
+        headers={"Idempotency-Key": "wave2-90"},
+    )
+    http("POST", f"{api}/monitors/{DRILL_KEY}/logs", {"logstatus": "error", "errormsg": "retry"})
+    http("POST", f"{api}/monitors/{DRILL_KEY}/logs", {"logstatus": "ok", "logtext": "done"})
+    http(
+        "POST",
+        f"{api}/monitors/erp-import/batches",
+        {"logstatus": "ok", "starttime": iso(now - timedelta(seconds=60)), "no_created": 30},
+    )
+    http("POST", f"{api}/monitors/newsletter/logs", {"logstatus": "error", "errormsg": "bounce"})
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prometheus = prometheus_binary()
+    tmp = tmp_path_factory.mktemp("dashboards-prometheus")
+    service_port, prometheus_port = free_port(), free_port()
+    (tmp / "config.yaml").write_text("evaluation:\n  interval_seconds: 1\n", encoding="utf-8")
+    (tmp / "prometheus.yml").write_text(
+        "global:\n"
+        "  scrape_interval: 1s\n"
+        "  scrape_timeout: 1s\n"
+        "  evaluation_interval: 1s\n"
+        "scrape_configs:\n"
+        f"  - job_name: {JOB}\n"
+        "    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{service_port}']\n",
+        encoding="utf-8",
+    )
+    processes = Processes()
+    try:
+        service = processes.start(
+            [
+                *service_command(),
+                "serve",
+                "--config",
+                str(tmp / "config.yaml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(service_port),
+                "--database",
+                str(tmp / "im.db"),
+            ],
+            tmp / "service.log",
+            cwd=tmp,
+        )
+        prom = processes.start(
+            [
+                prometheus,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                "--log.level=warn",
+            ],
+            tmp / "prometheus.log",
+            cwd=tmp,
+        )
+        service_url = f"http://127.0.0.1:{service_port}"
+        stack = Stack(
+            service_url,
+            f"http://127.0.0.1:{prometheus_port}",
+            {"job": JOB, "instance": f"127.0.0.1:{service_port}", "key": DRILL_KEY},
+        )
+        logs = processes.logs
+
+        def alive(process: subprocess.Popen[bytes], name: str) -> None:
+            assert process.poll() is None, f"{name} exited with {process.returncode}"
+
+        def healthy() -> bool:
+            alive(service, "the service")
+            return bool(http("GET", f"{service_url}/healthz")["status"] == "ok")
+
+        def ready() -> bool:
+            alive(prom, "prometheus")
+            url = f"{stack.prometheus_url}/-/ready"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+
+        wait_for("the service's /healthz", healthy, START_TIMEOUT, logs)
+        wait_for("Prometheus to be ready", ready, START_TIMEOUT, logs)
+        api = f"{service_url}/api/v1"
+
+        def scraped_since(moment: float) -> Callable[[], bool]:
+            # A scrape that started a second after `moment` sees everything reported before.
+            return lambda: stack.last_scrape() > moment + 1
+
+        seed_first_wave(api)
+        first = time.time()
+        wait_for("a scrape after the first reports", scraped_since(first), SCRAPE_TIMEOUT, logs)
+        seed_second_wave(api)
+        second = time.time()
+        wait_for("a scrape after the second reports", scraped_since(second), SCRAPE_TIMEOUT, logs)
+        moved = f'increase(integration_monitor_runs_total{{key="{DRILL_KEY}"}}[1m]) > 0'
+        wait_for("the run counters to increase", lambda: bool(stack.query(moved)), 10, logs)
+        yield stack
+    finally:
+        processes.stop()
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=str)
+def test_panel_query_returns_data(stack: Stack, query: Query) -> None:
+    expr = substitute(query.expr, stack.variables)
+    result = stack.query(expr)
+    assert result, f"{query}: no data for {expr}"
+    values = [float(series["value"][1]) for series in result]
+    assert any(math.isfinite(v) for v in values), f"{query}: only {values} for {expr}"
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "variable", "selector", "label"), VARIABLE_QUERIES, ids=lambda x: str(x)
+)
+def test_variable_query_offers_values(
+    stack: Stack, dashboard: str, variable: str, selector: str, label: str
+) -> None:
+    # Multi-value variables stand for "All" (.+) while their options are computed.
+    expr = substitute(selector, {"job": ".+", "instance": ".+"})
+    values = {series["metric"].get(label) for series in stack.query(expr)} - {None}
+    expected = {"job": JOB, "instance": stack.variables["instance"], "key": DRILL_KEY}[variable]
+    assert expected in values, f"{dashboard} ${variable}: {sorted(values)}"
+
+
+def test_overview_counts_monitors_by_alert_status(stack: Stack) -> None:
+    """The stat panels agree with the reports: crm-sync's and newsletter's latest runs failed,
+    erp-import's latest run is ok, never-ran never reported."""
+    by_title = {q.panel: q for q in QUERIES if q.dashboard == "integration-monitor-overview"}
+
+    def value(title: str) -> float:
+        result = stack.query(substitute(by_title[title].expr, stack.variables))
+        return float(result[0]["value"][1])
+
+    assert value("Monitors") == 4
+    assert value("In error") == 2
+    assert value("OK") == 1
+    assert value("Not calculated") == 1
+    assert value("Inactive") == 0
