@@ -1,0 +1,332 @@
+"""The JSON API under /api/v1: thin handlers that validate at the edge and delegate."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from exporter import appkeys
+from exporter.config import KEY_PATTERN, Role
+from exporter.errors import ApiError
+from exporter.handling import (
+    Handler,
+    decode_cursor,
+    encode_cursor,
+    idempotency,
+    json_response,
+    parse_body,
+    path_int,
+    query_int,
+    require,
+)
+from exporter.models import (
+    BatchCreate,
+    BatchPage,
+    BatchStored,
+    BatchUpdate,
+    BatchWithLogs,
+    EvaluateBody,
+    EvaluationList,
+    LogCreate,
+    LogPage,
+    LogStored,
+    MonitorBody,
+    MonitorList,
+    MonitorOut,
+    MonitorPatch,
+    TransitionList,
+)
+from exporter.records import MonitorSettings
+from exporter.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
+
+PUSH: frozenset[Role] = frozenset({"push"})
+READ: frozenset[Role] = frozenset({"read"})
+ADMIN: frozenset[Role] = frozenset({"admin"})
+KEY_PATH = "/api/v1/monitors/{key}"
+_KEY = re.compile(KEY_PATTERN)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: registered from here and described in the OpenAPI document from here."""
+
+    method: str
+    path: str
+    handler: Handler
+    roles: frozenset[Role]
+    summary: str
+    status: int = 200
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    report_kind: str | None = None
+
+
+def _key(request: web.Request) -> str:
+    return request.match_info["key"]
+
+
+async def list_monitors(request: web.Request) -> web.Response:
+    state = request.app[appkeys.STATE]
+    items = [monitor_json(ms.monitor, ms.latest) for _, ms in sorted(state.monitors.items())]
+    return json_response({"items": items})
+
+
+async def get_monitor(request: web.Request) -> web.Response:
+    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    return json_response(monitor_json(ms.monitor, ms.latest))
+
+
+async def put_monitor(request: web.Request) -> web.Response:
+    key = _key(request)
+    _check_key(key)
+    body, _ = await parse_body(request, MonitorBody)
+    settings = MonitorSettings(**body.model_dump())
+    monitor, created = await request.app[appkeys.STORE].put_monitor(
+        key, settings, request.app[appkeys.CLOCK]()
+    )
+    ms = request.app[appkeys.STATE].put_monitor(monitor)
+    return json_response(monitor_json(ms.monitor, ms.latest), 201 if created else 200)
+
+
+async def patch_monitor(request: web.Request) -> web.Response:
+    key = _key(request)
+    request.app[appkeys.REPORTS].monitor(key)
+    body, _ = await parse_body(request, MonitorPatch)
+    changes = body.model_dump(exclude_none=True)
+    monitor = await request.app[appkeys.STORE].patch_monitor(
+        key, changes, request.app[appkeys.CLOCK]()
+    )
+    ms = request.app[appkeys.STATE].put_monitor(monitor)
+    return json_response(monitor_json(ms.monitor, ms.latest))
+
+
+async def delete_monitor(request: web.Request) -> web.Response:
+    key = _key(request)
+    request.app[appkeys.REPORTS].monitor(key)
+    await request.app[appkeys.STORE].delete_monitor(key)
+    request.app[appkeys.STATE].remove_monitor(key)
+    return web.Response(status=204)
+
+
+async def list_transitions(request: web.Request) -> web.Response:
+    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    limit = query_int(request, "limit", 100, 1, 1000)
+    rows = await request.app[appkeys.STORE].list_transitions(ms.monitor.id, limit)
+    return json_response({"items": [transition_json(t) for t in rows]})
+
+
+def _stored_headers(replayed: bool) -> dict[str, str] | None:
+    return {"Idempotent-Replayed": "true"} if replayed else None
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    body, raw = await parse_body(request, BatchCreate)
+    stored = await request.app[appkeys.REPORTS].create_batch(
+        _key(request), body, idempotency(request, raw)
+    )
+    return json_response(
+        {"batch": batch_json(stored.record), "truncated": list(stored.truncated)},
+        201,
+        _stored_headers(stored.replayed),
+    )
+
+
+async def update_batch(request: web.Request) -> web.Response:
+    batch_id = path_int(request, "id", "batch_not_found", "batch")
+    body, raw = await parse_body(request, BatchUpdate)
+    stored = await request.app[appkeys.REPORTS].update_batch(
+        batch_id, body, idempotency(request, raw)
+    )
+    return json_response(
+        {"batch": batch_json(stored.record), "truncated": list(stored.truncated)},
+        200,
+        _stored_headers(stored.replayed),
+    )
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    batch_id = path_int(request, "id", "batch_not_found", "batch")
+    store = request.app[appkeys.STORE]
+    batch = await store.get_batch(batch_id)
+    if batch is None:
+        raise ApiError(404, "batch_not_found", f"No batch with id {batch_id}")
+    logs = await store.list_logs(None, 1000, None, batch_id=batch_id)
+    return json_response({"batch": batch_json(batch), "logs": [log_json(x) for x in logs]})
+
+
+async def list_batches(request: web.Request) -> web.Response:
+    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    limit = query_int(request, "limit", 50, 1, 500)
+    rows = await request.app[appkeys.STORE].list_batches(
+        ms.monitor.id, limit, decode_cursor(request)
+    )
+    last = rows[-1] if len(rows) == limit else None
+    cursor = encode_cursor((last.starttime, last.id)) if last else None
+    return json_response({"items": [batch_json(b) for b in rows], "next_cursor": cursor})
+
+
+async def create_log(request: web.Request) -> web.Response:
+    body, raw = await parse_body(request, LogCreate)
+    stored = await request.app[appkeys.REPORTS].create_log(
+        _key(request), body, idempotency(request, raw)
+    )
+    return json_response(
+        {"log": log_json(stored.record), "truncated": list(stored.truncated)},
+        201,
+        _stored_headers(stored.replayed),
+    )
+
+
+async def list_logs(request: web.Request) -> web.Response:
+    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    limit = query_int(request, "limit", 50, 1, 500)
+    rows = await request.app[appkeys.STORE].list_logs(ms.monitor.id, limit, decode_cursor(request))
+    last = rows[-1] if len(rows) == limit else None
+    cursor = encode_cursor((last.created_at, last.id)) if last else None
+    return json_response({"items": [log_json(x) for x in rows], "next_cursor": cursor})
+
+
+async def evaluate(request: web.Request) -> web.Response:
+    body, _ = await parse_body(request, EvaluateBody)
+    keys = None
+    if body.integration_key is not None:
+        request.app[appkeys.REPORTS].monitor(body.integration_key)
+        keys = [body.integration_key]
+    results = await request.app[appkeys.EVALUATOR].run_pass(keys)
+    return json_response({"items": [evaluation_json(ms.monitor, r) for ms, r in results]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[appkeys.STORE].check_writable()
+    except Exception as exc:
+        raise ApiError(503, "unavailable", f"The database does not take writes: {exc}") from None
+    return json_response({"status": "ready"})
+
+
+def _check_key(key: str) -> None:
+    if len(key) > 32 or not _KEY.match(key):
+        raise ApiError(
+            422,
+            "validation_error",
+            "integration_key must be 1-32 letters, digits, '.', '_', '-' or '~', "
+            "starting with a letter or digit",
+            "integration_key",
+        )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/monitors", list_monitors, READ, "List monitors", response=MonitorList),
+    Route("GET", KEY_PATH, get_monitor, READ, "Get a monitor", response=MonitorOut),
+    Route(
+        "PUT",
+        KEY_PATH,
+        put_monitor,
+        ADMIN,
+        "Create or replace a monitor",
+        200,
+        MonitorBody,
+        MonitorOut,
+    ),
+    Route(
+        "PATCH",
+        KEY_PATH,
+        patch_monitor,
+        ADMIN,
+        "Change some settings of a monitor",
+        200,
+        MonitorPatch,
+        MonitorOut,
+    ),
+    Route("DELETE", KEY_PATH, delete_monitor, ADMIN, "Delete a monitor and its history", 204),
+    Route(
+        "GET",
+        KEY_PATH + "/transitions",
+        list_transitions,
+        READ,
+        "Alert status changes, newest first",
+        response=TransitionList,
+    ),
+    Route(
+        "POST",
+        KEY_PATH + "/batches",
+        create_batch,
+        PUSH,
+        "Start or report a batch",
+        201,
+        BatchCreate,
+        BatchStored,
+        report_kind="batch",
+    ),
+    Route(
+        "GET",
+        KEY_PATH + "/batches",
+        list_batches,
+        READ,
+        "A monitor's batches, newest first",
+        response=BatchPage,
+    ),
+    Route(
+        "PATCH",
+        "/api/v1/batches/{id}",
+        update_batch,
+        PUSH,
+        "Finish or update a batch",
+        200,
+        BatchUpdate,
+        BatchStored,
+        report_kind="batch_update",
+    ),
+    Route(
+        "GET",
+        "/api/v1/batches/{id}",
+        get_batch,
+        READ,
+        "A batch with its logs",
+        response=BatchWithLogs,
+    ),
+    Route(
+        "POST",
+        KEY_PATH + "/logs",
+        create_log,
+        PUSH,
+        "Report a log message",
+        201,
+        LogCreate,
+        LogStored,
+        report_kind="log",
+    ),
+    Route(
+        "GET",
+        KEY_PATH + "/logs",
+        list_logs,
+        READ,
+        "A monitor's logs, newest first",
+        response=LogPage,
+    ),
+    Route(
+        "POST",
+        "/api/v1/evaluate",
+        evaluate,
+        PUSH | ADMIN,
+        "Evaluate now (all or one)",
+        200,
+        EvaluateBody,
+        EvaluationList,
+    ),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        handler = require(route.roles, route.report_kind)(route.handler)
+        app.router.add_route(route.method, route.path, handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

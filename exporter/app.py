@@ -1,0 +1,133 @@
+"""The app factory: assembles config, store, state, reports, evaluation and HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from exporter import appkeys
+from exporter.api import READ, add_routes
+from exporter.auth import Auth
+from exporter.config import Config, ConfigError, is_loopback
+from exporter.evaluator import Evaluator
+from exporter.handling import check_roles, errors_middleware, json_response
+from exporter.metrics import build_registry
+from exporter.openapi import openapi_document
+from exporter.records import MonitorSettings
+from exporter.reports import Reports
+from exporter.state import DurationBuckets, State
+from exporter.stats import ServiceStats
+from exporter.store import Store
+
+log = logging.getLogger(__name__)
+DAY = 86400.0
+
+
+def check_bind(config: Config) -> None:
+    """Refuse to serve beyond loopback without tokens: anyone could push or change monitors."""
+    if not config.auth.tokens and not is_loopback(config.server.host):
+        raise ConfigError(
+            [
+                f"server.host: {config.server.host!r} is reachable from other machines but "
+                "auth.tokens is empty; configure tokens or listen on 127.0.0.1"
+            ]
+        )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    config = request.app[appkeys.CONFIG]
+    if config.metrics.require_auth and request.app[appkeys.AUTH].enabled:
+        check_roles(request, READ)
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(
+        body=encoder(request.app[appkeys.REGISTRY]), headers={"Content-Type": content_type}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    check_roles(request, READ)
+    return json_response(openapi_document())
+
+
+async def _retention_loop(app: web.Application) -> None:
+    config, store, clock = app[appkeys.CONFIG], app[appkeys.STORE], app[appkeys.CLOCK]
+    while True:
+        await asyncio.sleep(config.retention.interval_seconds)
+        try:
+            now = clock()
+            deleted = await store.prune(now - config.retention.max_age_days * DAY, now - DAY)
+            log.info("retention: pruned %d batches and logs", deleted)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention pass failed")
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, load the state, upsert configured monitors, run the loops; then close."""
+    config, store, state = app[appkeys.CONFIG], app[appkeys.STORE], app[appkeys.STATE]
+    await store.open()
+    severities = config.severities()
+    state.load(
+        await store.load_runs(
+            [s for s, sev in severities.items() if sev == "ok"],
+            [s for s, sev in severities.items() if sev != "running"],
+        )
+    )
+    now = app[appkeys.CLOCK]()
+    for declared in config.monitors:
+        values = declared.model_dump()
+        key = values.pop("integration_key")
+        monitor, _ = await store.put_monitor(key, MonitorSettings(**values), now)
+        state.put_monitor(monitor)
+    log.info("database %s: %d monitors loaded", store.path, len(state.monitors))
+    evaluator = app[appkeys.EVALUATOR]
+    tasks = [
+        asyncio.create_task(evaluator.loop(config.evaluation.interval_seconds), name="evaluation"),
+        asyncio.create_task(_retention_loop(app), name="retention"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await evaluator.drain()
+        await store.close()
+        log.info("database %s: closed, every acknowledged report committed", store.path)
+
+
+def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
+    """Build the service for `config`; the store opens when the app starts."""
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes, middlewares=[errors_middleware]
+    )
+    state = State(config.severities())
+    stats = ServiceStats()
+    store = Store(config.database.path, config.database.max_group_size, config.database.synchronous)
+    buckets = DurationBuckets(config.metrics.duration_buckets)
+    evaluator = Evaluator(state, store, clock, stats, config.evaluation.chunk_size)
+    app[appkeys.CONFIG] = config
+    app[appkeys.CLOCK] = clock
+    app[appkeys.STORE] = store
+    app[appkeys.STATE] = state
+    app[appkeys.STATS] = stats
+    app[appkeys.AUTH] = Auth(config.auth.tokens)
+    app[appkeys.EVALUATOR] = evaluator
+    app[appkeys.REPORTS] = Reports(store, state, buckets, clock, stats, evaluator.after_report)
+    app[appkeys.REGISTRY] = build_registry(
+        state, buckets, stats, config.evaluation.interval_seconds, store.size_bytes
+    )
+    add_routes(app)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.cleanup_ctx.append(_lifecycle)
+    return app

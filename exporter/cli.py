@@ -1,0 +1,113 @@
+"""The `integration-monitor` command: serve, check-config, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, load_config
+
+log = logging.getLogger("exporter")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="integration-monitor",
+        description="Watches integrations and scheduled jobs and speaks Prometheus.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service", description="Run the service.")
+    serve.add_argument("--config", default="config.yaml", help="YAML config (default: %(default)s)")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--database", help="SQLite file (overrides database.path)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: INFO)")
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file and print the effective config",
+        description="Validate a config file; print the effective config, or each error.",
+    )
+    check.add_argument("--config", default="config.yaml", help="YAML config (default: %(default)s)")
+
+    commands.add_parser(
+        "run",
+        help="run a job and report it as a batch (see: integration-monitor run --help)",
+        add_help=False,
+    )
+    return parser
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return None
+
+
+def _redacted(config: Config) -> dict[str, object]:
+    data = config.model_dump(mode="json")
+    for token in data["auth"]["tokens"]:
+        token["token"] = "<redacted>"
+    return data
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from exporter.app import check_bind, create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = _load(args.config)
+    if config is None:
+        return 2
+    config = config.with_overrides(host=args.host, port=args.port, database=args.database)
+    try:
+        check_bind(config)
+    except ConfigError as exc:
+        log.error("refusing to start: %s", exc)
+        return 2
+    if not config.auth.tokens:
+        log.warning("no auth.tokens configured: the API is open, listening on loopback only")
+    web.run_app(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        shutdown_timeout=config.server.shutdown_timeout_seconds,
+        access_log=None,
+        print=lambda msg: log.info(
+            "listening on http://%s:%d", config.server.host, config.server.port
+        ),
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        from exporter import wrapper
+
+        return wrapper.main(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    config = _load(args.config)
+    if config is None:
+        return 2
+    print(json.dumps(_redacted(config), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The service's configuration: one typed, frozen, validated object loaded from YAML."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from exporter.statuses import BUILTIN_STATUSES, Severity
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"
+Role = Literal["push", "read", "admin"]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `errors` holds one line per problem, each naming its field."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerConfig(_Section):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(9812, ge=1, le=65535, description="TCP port to listen on.")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
+    base_url: str = Field(
+        "",
+        description="Public URL of the service, used in links (status page, badges). "
+        "Empty: derived from each request.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        10.0, gt=0, description="On SIGTERM/SIGINT, how long in-flight requests may finish."
+    )
+
+
+class DatabaseConfig(_Section):
+    path: str = Field(
+        "integration-monitor.db", description="SQLite database file, relative to the working dir."
+    )
+    max_group_size: int = Field(
+        512, ge=1, description="Most writes committed together in one transaction (group commit)."
+    )
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite synchronous mode. FULL: a report acknowledged survives power loss. "
+        "NORMAL: it survives a crash of the process, not of the machine; faster.",
+    )
+
+
+class RetentionConfig(_Section):
+    max_age_days: float = Field(
+        30, gt=0, description="Batches and logs older than this are pruned. Counters are kept."
+    )
+    interval_seconds: float = Field(3600, gt=0, description="How often pruning runs.")
+
+
+class EvaluationConfig(_Section):
+    interval_seconds: float = Field(
+        900, gt=0, description="How often every active monitor is evaluated (the original: 15 min)."
+    )
+    chunk_size: int = Field(
+        500, ge=1, description="Monitors evaluated between yields to the event loop."
+    )
+
+
+class MetricsConfig(_Section):
+    require_auth: bool = Field(
+        True, description="With tokens configured, /metrics needs a token with the read role."
+    )
+    duration_buckets: tuple[float, ...] = Field(
+        (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400),
+        description="Upper bounds (seconds) of the run duration histogram buckets.",
+    )
+
+    @field_validator("duration_buckets")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("must be a non-empty, strictly increasing list of seconds")
+        return value
+
+
+class TokenConfig(_Section):
+    name: str = Field(description="A name for the token, used in logs (never the token itself).")
+    token: str = Field(min_length=16, description="The secret; use ${ENV_VAR} to keep it out.")
+    roles: tuple[Role, ...] = Field(
+        min_length=1, description="Any of push (report), read (GET, scrape), admin (monitors)."
+    )
+
+
+class AuthConfig(_Section):
+    tokens: tuple[TokenConfig, ...] = Field(
+        (), description="Bearer tokens by role. None configured: open, loopback only."
+    )
+
+
+class MonitorConfig(_Section):
+    integration_key: str = Field(
+        max_length=32, pattern=KEY_PATTERN, description="Unique key, the id in URLs."
+    )
+    name: str = Field(max_length=32, description="Display name.")
+    type: Literal["batch", "message"] = Field("batch", description="batch or message.")
+    active: bool = Field(True, description="Inactive monitors are not evaluated.")
+    alert_interval: int = Field(0, ge=0, description="Minutes without a run before error; 0 off.")
+    alert_no_creates_deceeds: int = Field(0, ge=0, description="Minimum created objects; 0 off.")
+    alert_no_updates_deceeds: int = Field(0, ge=0, description="Minimum updated objects; 0 off.")
+    alert_no_deletes_deceeds: int = Field(0, ge=0, description="Minimum deleted objects; 0 off.")
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="SQLite store.")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig,
+        description="Pruning of old batches and logs.",
+    )
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig,
+        description="The alert evaluation loop.",
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="/metrics.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Bearer tokens.")
+    statuses: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], Severity] = Field(
+        default_factory=dict,
+        description="Custom run statuses, each mapped to the severity it counts as "
+        "(running, ok or error).",
+    )
+    monitors: tuple[MonitorConfig, ...] = Field(
+        (), description="Monitors upserted at start (settings only; history is kept)."
+    )
+
+    @field_validator("statuses")
+    @classmethod
+    def _not_builtin(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        clash = sorted(set(value) & set(BUILTIN_STATUSES))
+        if clash:
+            raise ValueError(f"built-in statuses cannot be redefined: {', '.join(clash)}")
+        return value
+
+    @field_validator("monitors")
+    @classmethod
+    def _unique_keys(cls, value: tuple[MonitorConfig, ...]) -> tuple[MonitorConfig, ...]:
+        keys = [m.integration_key for m in value]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"duplicate integration_key: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_tokens(self) -> Config:
+        secrets = [t.token for t in self.auth.tokens]
+        if len(secrets) != len(set(secrets)):
+            raise ValueError("auth.tokens: two tokens have the same secret")
+        return self
+
+    def severities(self) -> dict[str, Severity]:
+        """Every known status (built-in and custom) with its severity."""
+        return {**BUILTIN_STATUSES, **self.statuses}
+
+    def with_overrides(self, **server_or_db: Any) -> Config:
+        """A copy with CLI flags applied (host, port, database)."""
+        server = self.server.model_copy(
+            update={k: v for k, v in server_or_db.items() if k in ("host", "port") and v}
+        )
+        database = self.database
+        if server_or_db.get("database"):
+            database = database.model_copy(update={"path": server_or_db["database"]})
+        return self.model_copy(update={"server": server, "database": database})
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any, env: dict[str, str], where: str, errors: list[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of the parsed YAML."""
+    if isinstance(value, dict):
+        return {
+            k: _expand_env(v, env, f"{where}.{k}" if where else str(k), errors)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_expand_env(v, env, f"{where}[{i}]", errors) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(f"{where}: environment variable {name} is not set")
+            return ""
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: Any, env: dict[str, str] | None = None) -> Config:
+    """Validate parsed YAML (a mapping or None); raise ConfigError listing each error."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): must be a mapping of sections"])
+    errors: list[str] = []
+    data = _expand_env(data, dict(os.environ) if env is None else env, "", errors)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a YAML config file; None gives the defaults."""
+    if path is None:
+        return parse_config({}, env)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    return parse_config(data, env)

@@ -1,0 +1,143 @@
+"""Alert evaluation: pure functions of a monitor, its latest runs, `now` and the severities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from exporter.records import MonitorSettings, Run
+from exporter.statuses import AlertStatus, Severity
+
+ALERTTEXT_LIMIT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    alertstatus: AlertStatus
+    alerttext: str
+    reasons: tuple[str, ...]
+
+
+def format_time(ts: float) -> str:
+    """A time as people on call read it: 2026-11-28 10:02 UTC."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_span(seconds: float) -> str:
+    """A span in plain words: 45 s, 60 min, 5 h 10 min, 3 d 4 h."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def severity_of(status: str, severities: Mapping[str, Severity]) -> Severity:
+    """Unknown statuses (e.g. a custom one removed from config) count as errors: never hide them."""
+    return severities.get(status, "error")
+
+
+def _staleness(
+    settings: MonitorSettings,
+    latest: Run | None,
+    created_at: float,
+    now: float,
+    severities: Mapping[str, Severity],
+) -> str | None:
+    interval = settings.alert_interval * 60
+    if interval <= 0:
+        return None
+    noun = "batch" if settings.type == "batch" else "log"
+    if latest is None:
+        if now - created_at > interval:
+            return (
+                f"No {noun} received in the last {format_span(interval)} "
+                f"(never reported; monitor created {format_time(created_at)})"
+            )
+        return None
+    age = now - latest.starttime
+    if age <= interval:
+        return None
+    if severity_of(latest.logstatus, severities) == "running":
+        return (
+            f"Batch still running after {format_span(age)}, longer than the interval of "
+            f"{format_span(interval)} (started {format_time(latest.starttime)})"
+        )
+    verb = "started" if settings.type == "batch" else "received"
+    return (
+        f"No {noun} {verb} in the last {format_span(interval)} "
+        f"(last: {format_time(latest.starttime)})"
+    )
+
+
+def _result(
+    settings: MonitorSettings, finished: Run | None, severities: Mapping[str, Severity]
+) -> str | None:
+    if finished is None or severity_of(finished.logstatus, severities) != "error":
+        return None
+    noun = "batch" if finished.kind == "batch" else "log"
+    detail = finished.errormsg or finished.logtext or f"status {finished.logstatus}"
+    return f"Last {noun} failed ({finished.logstatus}): {detail}"
+
+
+def _thresholds(settings: MonitorSettings, finished: Run | None) -> list[str]:
+    if settings.type != "batch" or finished is None or finished.kind != "batch":
+        return []
+    checks = (
+        ("Created", finished.no_created, settings.alert_no_creates_deceeds),
+        ("Updated", finished.no_updated, settings.alert_no_updates_deceeds),
+        ("Deleted", finished.no_deleted, settings.alert_no_deletes_deceeds),
+    )
+    return [
+        f"{verb} {count} objects, below threshold {limit}"
+        for verb, count, limit in checks
+        if limit > 0 and count < limit
+    ]
+
+
+def join_reasons(reasons: tuple[str, ...]) -> str:
+    """The reasons as one alerttext of at most 256 characters."""
+    text = "; ".join(reasons)
+    if len(text) <= ALERTTEXT_LIMIT:
+        return text
+    return text[: ALERTTEXT_LIMIT - 1] + "…"
+
+
+def evaluate_monitor(
+    settings: MonitorSettings,
+    created_at: float,
+    latest: Run | None,
+    latest_finished: Run | None,
+    now: float,
+    severities: Mapping[str, Severity],
+) -> Evaluation:
+    """Decide a monitor's alert status.
+
+    1. Staleness (interval > 0): nothing started within the interval (from the monitor's
+       creation when it never reported), or the latest batch still running past it.
+    2. Result: the latest finished run has a status of severity error.
+    3. Thresholds (batch monitors): the latest finished batch's counts below a non-zero limit.
+    4. error if any reason holds; else ok if the monitor ever reported; else notcalculated.
+    """
+    reasons: list[str] = []
+    stale = _staleness(settings, latest, created_at, now, severities)
+    if stale:
+        reasons.append(stale)
+    failed = _result(settings, latest_finished, severities)
+    if failed:
+        reasons.append(failed)
+    reasons.extend(_thresholds(settings, latest_finished))
+    if reasons:
+        status: AlertStatus = "error"
+    elif latest is not None:
+        status = "ok"
+    else:
+        status = "notcalculated"
+    return Evaluation(status, join_reasons(tuple(reasons)), tuple(reasons))

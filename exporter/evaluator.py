@@ -1,0 +1,130 @@
+"""Runs alert evaluation: after each report, on a loop, and on request; stores what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from exporter.evaluation import Evaluation, evaluate_monitor
+from exporter.records import Transition
+from exporter.state import MonitorState, State
+from exporter.stats import ServiceStats
+from exporter.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Evaluator:
+    def __init__(
+        self,
+        state: State,
+        store: Store,
+        clock: Callable[[], float],
+        stats: ServiceStats,
+        chunk_size: int = 500,
+    ) -> None:
+        self._state = state
+        self._store = store
+        self._clock = clock
+        self._stats = stats
+        self._chunk_size = chunk_size
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def evaluate(self, ms: MonitorState, now: float) -> Evaluation:
+        m = ms.monitor
+        return evaluate_monitor(
+            m.settings, m.created_at, ms.latest, ms.latest_finished, now, self._state.severities
+        )
+
+    def _apply(
+        self, ms: MonitorState, result: Evaluation, now: float
+    ) -> tuple[tuple[int, str, str, float], Transition | None]:
+        transition = self._state.apply_evaluation(ms.monitor.integration_key, result, now)
+        return (ms.monitor.id, result.alertstatus, result.alerttext, now), transition
+
+    def after_report(self, ms: MonitorState) -> None:
+        """Re-evaluate one monitor now (in memory); store the result in the background."""
+        if not ms.monitor.settings.active:
+            return
+        before = (ms.monitor.alertstatus, ms.monitor.alerttext)
+        now = self._clock()
+        try:
+            row, transition = self._apply(ms, self.evaluate(ms, now), now)
+        except Exception:
+            self._stats.evaluation_errors += 1
+            log.exception("evaluation of monitor %s failed", ms.monitor.integration_key)
+            return
+        if (ms.monitor.alertstatus, ms.monitor.alerttext) != before:
+            self._save([row], [transition] if transition else [])
+
+    def _save(self, rows: list[tuple[int, str, str, float]], transitions: list[Transition]) -> None:
+        task = asyncio.create_task(self._store.save_evaluations(rows, transitions))
+        self._pending.add(task)
+        task.add_done_callback(self._saved)
+
+    def _saved(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("storing evaluation results failed: %s", task.exception())
+
+    async def run_pass(
+        self, keys: Iterable[str] | None = None
+    ) -> list[tuple[MonitorState, Evaluation]]:
+        """Evaluate active monitors (all, or `keys`), in chunks so the event loop keeps serving.
+
+        1. Take the monitors to evaluate and one `now` for all of them.
+        2. Evaluate a chunk, record the results in memory, yield to the loop; repeat.
+        3. Store every result and transition in one write; return the results.
+        A monitor whose evaluation raises is logged and skipped.
+        """
+        started = time.perf_counter()
+        now = self._clock()
+        chosen = (
+            list(self._state.monitors.values())
+            if keys is None
+            else [ms for key in keys if (ms := self._state.get(key)) is not None]
+        )
+        results: list[tuple[MonitorState, Evaluation]] = []
+        rows: list[tuple[int, str, str, float]] = []
+        transitions: list[Transition] = []
+        for index, ms in enumerate(chosen):
+            if index and index % self._chunk_size == 0:
+                await asyncio.sleep(0)
+            if not ms.monitor.settings.active:
+                continue
+            try:
+                result = self.evaluate(ms, now)
+                row, transition = self._apply(ms, result, now)
+            except Exception:
+                self._stats.evaluation_errors += 1
+                log.exception("evaluation of monitor %s failed", ms.monitor.integration_key)
+                continue
+            results.append((ms, result))
+            rows.append(row)
+            if transition is not None:
+                transitions.append(transition)
+        if rows:
+            await self._store.save_evaluations(rows, transitions)
+        if keys is None:
+            self._stats.evaluations += 1
+            self._stats.evaluation_last = self._clock()
+            self._stats.evaluation_duration = time.perf_counter() - started
+        return results
+
+    async def loop(self, interval: float) -> None:
+        """Evaluate everything every `interval` seconds, starting now."""
+        while True:
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("evaluation pass failed; retrying at the next interval")
+            await asyncio.sleep(interval)
+
+    async def drain(self) -> None:
+        """Wait for background stores of results (at shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)

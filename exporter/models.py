@@ -1,0 +1,236 @@
+"""The API's request and response models: they validate requests and generate the OpenAPI doc."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from exporter.config import KEY_PATTERN
+
+# The original's text limits; reports are truncated to them, never rejected for length.
+TEXT_LIMITS = {"integrationid": 64, "logtext": 256, "errormsg": 1024, "message": 1024}
+Count = Field(default=None, ge=0, le=2**62)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MonitorBody(_Body):
+    """A monitor's settings (PUT replaces all of them)."""
+
+    name: str = Field(min_length=1, max_length=32, description="Display name.")
+    type: Literal["batch", "message"] = Field("batch", description="batch or message.")
+    active: bool = Field(True, description="Inactive monitors are not evaluated.")
+    alert_interval: int = Field(0, ge=0, description="Minutes without a run before error; 0: off.")
+    alert_no_creates_deceeds: int = Field(0, ge=0, description="Minimum created; 0: off.")
+    alert_no_updates_deceeds: int = Field(0, ge=0, description="Minimum updated; 0: off.")
+    alert_no_deletes_deceeds: int = Field(0, ge=0, description="Minimum deleted; 0: off.")
+
+
+class MonitorPatch(_Body):
+    """Some of a monitor's settings; omitted ones stay as they are."""
+
+    name: str | None = Field(None, min_length=1, max_length=32)
+    type: Literal["batch", "message"] | None = None
+    active: bool | None = None
+    alert_interval: int | None = Field(None, ge=0)
+    alert_no_creates_deceeds: int | None = Field(None, ge=0)
+    alert_no_updates_deceeds: int | None = Field(None, ge=0)
+    alert_no_deletes_deceeds: int | None = Field(None, ge=0)
+
+
+class _Report(_Body):
+    integrationid: str = Field("", description="The integration's own id of the run (≤64).")
+    logtext: str = Field("", description="Text describing the status (≤256).")
+    errormsg: str = Field("", description="Error message (≤1024).")
+
+
+class BatchCreate(_Report):
+    """Start (or report at once) one run of a multi-step flow."""
+
+    logstatus: str = Field("running", description="Built-in or configured status.")
+    starttime: datetime | None = Field(None, description="Default: now.")
+    endtime: datetime | None = Field(None, description="Default: now unless running.")
+    no_created: int = Field(0, ge=0, le=2**62)
+    no_updated: int = Field(0, ge=0, le=2**62)
+    no_deleted: int = Field(0, ge=0, le=2**62)
+
+    _tz = field_validator("starttime", "endtime")(_utc)
+
+
+class BatchUpdate(_Body):
+    """Finish or update a batch; omitted fields stay as they are."""
+
+    logstatus: str = Field("ok", description="Built-in or configured status.")
+    integrationid: str | None = None
+    logtext: str | None = None
+    errormsg: str | None = None
+    endtime: datetime | None = Field(None, description="Default: now unless running.")
+    no_created: int | None = Count
+    no_updated: int | None = Count
+    no_deleted: int | None = Count
+
+    _tz = field_validator("endtime")(_utc)
+
+
+class LogCreate(_Report):
+    """One message, optionally inside a batch."""
+
+    logstatus: str = Field("ok", description="Built-in or configured status.")
+    message: str = Field("", description="The message (≤1024).")
+    batch_id: int | None = Field(None, description="The batch this log belongs to.")
+
+
+class EvaluateBody(_Body):
+    integration_key: str | None = Field(None, description="Only this monitor; default: all.")
+
+
+# -- responses (documentation and contract tests) --------------------------------------------
+
+
+class RunOut(BaseModel):
+    kind: Literal["batch", "log"]
+    id: int
+    logstatus: str
+    starttime: str
+    endtime: str | None
+    duration: float | None
+    no_created: int
+    no_updated: int
+    no_deleted: int
+
+
+class MonitorOut(BaseModel):
+    integration_key: str = Field(pattern=KEY_PATTERN, max_length=32)
+    name: str
+    type: Literal["batch", "message"]
+    active: bool
+    alert_interval: int
+    alert_no_creates_deceeds: int
+    alert_no_updates_deceeds: int
+    alert_no_deletes_deceeds: int
+    alertstatus: Literal["notcalculated", "ok", "error"]
+    alerttext: str
+    alert_timestamp: str | None
+    created_at: str
+    updated_at: str
+    last_run: RunOut | None = None
+
+
+class MonitorList(BaseModel):
+    items: list[MonitorOut]
+
+
+class BatchOut(BaseModel):
+    id: int
+    integration_key: str
+    logstatus: str
+    integrationid: str
+    starttime: str
+    endtime: str | None
+    duration: float | None
+    no_created: int
+    no_updated: int
+    no_deleted: int
+    logtext: str
+    errormsg: str
+    created_at: str
+    updated_at: str
+
+
+class LogOut(BaseModel):
+    id: int
+    integration_key: str
+    batch_id: int | None
+    logstatus: str
+    integrationid: str
+    logtext: str
+    errormsg: str
+    message: str
+    created_at: str
+
+
+class BatchStored(BaseModel):
+    batch: BatchOut
+    truncated: list[str]
+
+
+class BatchWithLogs(BaseModel):
+    batch: BatchOut
+    logs: list[LogOut]
+
+
+class LogStored(BaseModel):
+    log: LogOut
+    truncated: list[str]
+
+
+class BatchPage(BaseModel):
+    items: list[BatchOut]
+    next_cursor: str | None
+
+
+class LogPage(BaseModel):
+    items: list[LogOut]
+    next_cursor: str | None
+
+
+class TransitionOut(BaseModel):
+    old_status: str
+    new_status: str
+    reason: str
+    at: str
+
+
+class TransitionList(BaseModel):
+    items: list[TransitionOut]
+
+
+class EvaluationOut(BaseModel):
+    integration_key: str
+    alertstatus: Literal["notcalculated", "ok", "error"]
+    alerttext: str
+    alert_timestamp: str | None
+    reasons: list[str]
+
+
+class EvaluationList(BaseModel):
+    items: list[EvaluationOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC with milliseconds and Z."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def truncate(values: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Cut texts to the original's limits; return them and the names of the cut fields."""
+    out, cut = {}, []
+    for name, value in values.items():
+        limit = TEXT_LIMITS[name]
+        if len(value) > limit:
+            value = value[:limit]
+            cut.append(name)
+        out[name] = value
+    return out, tuple(cut)

@@ -1,0 +1,132 @@
+"""The stored things, as plain immutable records (times are Unix seconds, UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from exporter.statuses import AlertStatus
+
+MonitorType = Literal["batch", "message"]
+OPERATIONS = ("created", "updated", "deleted")
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    """What an operator sets on a monitor (the original's fields)."""
+
+    name: str
+    type: MonitorType = "batch"
+    active: bool = True
+    alert_interval: int = 0
+    alert_no_creates_deceeds: int = 0
+    alert_no_updates_deceeds: int = 0
+    alert_no_deletes_deceeds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    id: int
+    integration_key: str
+    settings: MonitorSettings
+    alertstatus: AlertStatus
+    alerttext: str
+    alert_timestamp: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: int
+    monitor_id: int
+    integration_key: str
+    logstatus: str
+    integrationid: str
+    starttime: float
+    endtime: float | None
+    duration: float | None
+    no_created: int
+    no_updated: int
+    no_deleted: int
+    logtext: str
+    errormsg: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    id: int
+    monitor_id: int
+    integration_key: str
+    batch_id: int | None
+    logstatus: str
+    integrationid: str
+    logtext: str
+    errormsg: str
+    message: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    monitor_id: int
+    old_status: AlertStatus
+    new_status: AlertStatus
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run as evaluation and metrics see it: a batch, or a log of a message monitor."""
+
+    kind: Literal["batch", "log"]
+    id: int
+    logstatus: str
+    starttime: float
+    endtime: float | None
+    duration: float | None
+    no_created: int
+    no_updated: int
+    no_deleted: int
+    logtext: str
+    errormsg: str
+
+    @property
+    def order(self) -> tuple[float, int]:
+        """Runs are ordered by start time, then id."""
+        return (self.starttime, self.id)
+
+    @staticmethod
+    def of_batch(batch: Batch) -> Run:
+        return Run(
+            "batch",
+            batch.id,
+            batch.logstatus,
+            batch.starttime,
+            batch.endtime,
+            batch.duration,
+            batch.no_created,
+            batch.no_updated,
+            batch.no_deleted,
+            batch.logtext,
+            batch.errormsg,
+        )
+
+    @staticmethod
+    def of_log(log: Log) -> Run:
+        return Run(
+            "log",
+            log.id,
+            log.logstatus,
+            log.created_at,
+            log.created_at,
+            None,
+            0,
+            0,
+            0,
+            log.logtext,
+            log.errormsg or log.message,
+        )

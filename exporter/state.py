@@ -1,0 +1,156 @@
+"""The in-memory state of every monitor that ingest and evaluation keep current.
+
+`/metrics`, evaluation and the status page's overview read it; none of them query the database.
+Everything here runs on the event loop thread, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from exporter.evaluation import Evaluation, severity_of
+from exporter.records import Batch, Log, Monitor, Run, Transition
+from exporter.statuses import Severity
+from exporter.store import CounterDelta, MonitorRuns
+
+DURATION = "duration"
+
+
+@dataclass(slots=True)
+class MonitorState:
+    monitor: Monitor
+    latest: Run | None = None
+    latest_finished: Run | None = None
+    last_success: float | None = None
+    counters: dict[tuple[str, str], float] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    version: int = 0  # bumped on every change, for caches of rendered output
+
+    def counter(self, kind: str, name: str) -> float:
+        return self.counters.get((kind, name), 0.0)
+
+
+def bucket_name(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class DurationBuckets:
+    """Maps a run duration to its histogram bucket (stored per bucket, not cumulative)."""
+
+    def __init__(self, bounds: Iterable[float]) -> None:
+        self.bounds = (*(float(b) for b in bounds), float("inf"))
+        self.names = tuple(bucket_name(b) for b in self.bounds)
+
+    def deltas(self, duration: float) -> list[CounterDelta]:
+        index = bisect.bisect_left(self.bounds, duration)
+        return [
+            (DURATION, self.names[index], 1.0),
+            (DURATION, "sum", duration),
+            (DURATION, "count", 1.0),
+        ]
+
+    def cumulative(self, state: MonitorState) -> list[tuple[str, float]]:
+        """(le, cumulative count) for every bucket, as the exposition wants it."""
+        total, out = 0.0, []
+        for name in self.names:
+            total += state.counter(DURATION, name)
+            out.append((name, total))
+        return out
+
+
+class State:
+    """Every monitor's state, by key."""
+
+    def __init__(self, severities: Mapping[str, Severity]) -> None:
+        self.severities = dict(severities)
+        self.monitors: dict[str, MonitorState] = {}
+        self._keys_by_id: dict[int, str] = {}
+
+    def load(self, rows: Iterable[MonitorRuns]) -> None:
+        for row in rows:
+            ms = self.put_monitor(row.monitor)
+            ms.latest = _run(row.latest)
+            ms.latest_finished = _run(row.latest_finished)
+            ms.last_success = row.last_success
+            ms.counters = {(kind, name): value for kind, name, value in row.counters}
+
+    def get(self, key: str) -> MonitorState | None:
+        return self.monitors.get(key)
+
+    def by_id(self, monitor_id: int) -> MonitorState | None:
+        key = self._keys_by_id.get(monitor_id)
+        return None if key is None else self.monitors.get(key)
+
+    def put_monitor(self, monitor: Monitor) -> MonitorState:
+        ms = self.monitors.get(monitor.integration_key)
+        if ms is None:
+            ms = self.monitors[monitor.integration_key] = MonitorState(monitor)
+            self._keys_by_id[monitor.id] = monitor.integration_key
+        else:
+            ms.monitor = monitor
+            ms.version += 1
+        return ms
+
+    def remove_monitor(self, key: str) -> None:
+        ms = self.monitors.pop(key, None)
+        if ms is not None:
+            self._keys_by_id.pop(ms.monitor.id, None)
+
+    def is_final(self, status: str) -> bool:
+        return severity_of(status, self.severities) != "running"
+
+    def apply_run(self, monitor_id: int, run: Run, deltas: Iterable[CounterDelta]) -> None:
+        """Take a stored batch or log (already committed) and its counter increments."""
+        ms = self.by_id(monitor_id)
+        if ms is None:
+            return
+        for kind, name, delta in deltas:
+            ms.counters[(kind, name)] = ms.counters.get((kind, name), 0.0) + delta
+        counts_as_run = (run.kind == "batch") == (ms.monitor.settings.type == "batch")
+        if counts_as_run:
+            if ms.latest is None or ms.latest.id == run.id or run.order > ms.latest.order:
+                ms.latest = run
+            if self.is_final(run.logstatus):
+                lf = ms.latest_finished
+                if lf is None or lf.id == run.id or run.order > lf.order:
+                    ms.latest_finished = run
+                if severity_of(run.logstatus, self.severities) == "ok":
+                    end = run.endtime if run.endtime is not None else run.starttime
+                    ms.last_success = max(end, ms.last_success or end)
+        ms.version += 1
+
+    def apply_batch(self, batch: Batch, deltas: Iterable[CounterDelta]) -> None:
+        self.apply_run(batch.monitor_id, Run.of_batch(batch), deltas)
+
+    def apply_log(self, entry: Log, deltas: Iterable[CounterDelta]) -> None:
+        self.apply_run(entry.monitor_id, Run.of_log(entry), deltas)
+
+    def apply_evaluation(self, key: str, result: Evaluation, now: float) -> Transition | None:
+        """Record an evaluation; return the transition when the alert status changed."""
+        ms = self.monitors.get(key)
+        if ms is None:
+            return None
+        old = ms.monitor
+        ms.reasons = result.reasons
+        ms.monitor = Monitor(
+            old.id,
+            old.integration_key,
+            old.settings,
+            result.alertstatus,
+            result.alerttext,
+            now,
+            old.created_at,
+            old.updated_at,
+        )
+        ms.version += 1
+        if old.alertstatus == result.alertstatus:
+            return None
+        return Transition(old.id, old.alertstatus, result.alertstatus, result.alerttext, now)
+
+
+def _run(record: Batch | Log | None) -> Run | None:
+    if record is None:
+        return None
+    return Run.of_batch(record) if isinstance(record, Batch) else Run.of_log(record)

@@ -1,0 +1,664 @@
+"""Every SQL statement of the service: one group-commit writer, aiosqlite for reads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from functools import partial
+from importlib import resources
+from typing import Any, Generic, TypeVar
+
+import aiosqlite
+
+from exporter.records import Batch, Log, Monitor, MonitorSettings, Transition
+from exporter.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+CounterDelta = tuple[str, str, float]  # (kind, name, delta)
+
+
+class NotFound(Exception):
+    """A monitor or batch that does not exist; `code` is the API error code."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+class IdempotencyConflict(Exception):
+    """An Idempotency-Key seen before with a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored(Generic[R]):
+    """The result of a report: the record, whether it was a replay, and the truncated fields."""
+
+    record: R
+    replayed: bool
+    truncated: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    logstatus: str
+    integrationid: str
+    starttime: float
+    endtime: float | None
+    duration: float | None
+    no_created: int
+    no_updated: int
+    no_deleted: int
+    logtext: str
+    errormsg: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewLog:
+    batch_id: int | None
+    logstatus: str
+    integrationid: str
+    logtext: str
+    errormsg: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorRuns:
+    """What the in-memory state needs of one monitor at start."""
+
+    monitor: Monitor
+    latest: Batch | Log | None
+    latest_finished: Batch | Log | None
+    last_success: float | None
+    counters: list[tuple[str, str, float]]
+
+
+_MONITOR_COLS = (
+    "m.id, m.integration_key, m.name, m.type, m.active, m.alert_interval, "
+    "m.alert_no_creates_deceeds, m.alert_no_updates_deceeds, m.alert_no_deletes_deceeds, "
+    "m.alertstatus, m.alerttext, m.alert_timestamp, m.created_at, m.updated_at"
+)
+_BATCH_COLS = (
+    "b.id, b.monitor_id, m.integration_key, b.logstatus, b.integrationid, b.starttime, "
+    "b.endtime, b.duration, b.no_created, b.no_updated, b.no_deleted, b.logtext, b.errormsg, "
+    "b.created_at, b.updated_at"
+)
+_LOG_COLS = (
+    "l.id, l.monitor_id, m.integration_key, l.batch_id, l.logstatus, l.integrationid, "
+    "l.logtext, l.errormsg, l.message, l.created_at"
+)
+_BATCH_FROM = "integration_monitor_batch b JOIN integration_monitor m ON m.id = b.monitor_id"
+_LOG_FROM = "integration_monitor_log l JOIN integration_monitor m ON m.id = l.monitor_id"
+_SETTINGS = tuple(f.name for f in fields(MonitorSettings))
+
+
+def _monitor(row: Sequence[Any]) -> Monitor:
+    settings = MonitorSettings(row[2], row[3], bool(row[4]), *row[5:9])
+    return Monitor(row[0], row[1], settings, row[9], row[10], row[11], row[12], row[13])
+
+
+def _batch(row: Sequence[Any]) -> Batch:
+    return Batch(*row)
+
+
+def _log(row: Sequence[Any]) -> Log:
+    return Log(*row)
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered migration scripts shipped in exporter/migrations, in order."""
+    folder = resources.files("exporter").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[int]:
+    """Apply the migrations newer than the database's user_version; return those applied."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    applied = []
+    for number, script in migrations():
+        if number <= current:
+            continue
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        applied.append(number)
+    return applied
+
+
+def _connect_writer(path: str, synchronous: str) -> Callable[[], sqlite3.Connection]:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        applied = apply_migrations(conn)
+        if applied:
+            log.info("database %s: applied migrations %s", path, applied)
+        return conn
+
+    return connect
+
+
+class Store:
+    """The SQLite store. Writes go through one group-commit writer; reads use aiosqlite."""
+
+    def __init__(self, path: str, max_group: int = 512, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._writer = GroupCommitWriter(_connect_writer(path, synchronous), max_group)
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        await self._writer.start()  # creates the file and applies migrations first
+        self._reader = await aiosqlite.connect(self.path)
+        await self._reader.execute("PRAGMA foreign_keys=ON")
+        await self._reader.execute("PRAGMA query_only=ON")
+
+    async def close(self) -> None:
+        await self._writer.close()
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        return self._writer
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        assert self._reader is not None, "store not open"
+        async with self._reader.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- monitors ---------------------------------------------------------------------------
+
+    async def put_monitor(
+        self, key: str, settings: MonitorSettings, now: float
+    ) -> tuple[Monitor, bool]:
+        """Create or replace a monitor's settings; True when it was created."""
+
+        def op(conn: sqlite3.Connection) -> tuple[Monitor, bool]:
+            values = [getattr(settings, name) for name in _SETTINGS]
+            cur = conn.execute(
+                f"INSERT INTO integration_monitor (integration_key, {', '.join(_SETTINGS)}, "
+                f"created_at, updated_at) VALUES (?, {', '.join('?' * len(_SETTINGS))}, ?, ?) "
+                f"ON CONFLICT (integration_key) DO UPDATE SET "
+                + ", ".join(f"{n} = excluded.{n}" for n in _SETTINGS)
+                + ", updated_at = excluded.updated_at RETURNING created_at = updated_at",
+                (key, *values, now, now),
+            )
+            created = bool(cur.fetchone()[0])
+            return _get_monitor(conn, key), created
+
+        return await self._writer.run(op)
+
+    async def patch_monitor(self, key: str, changes: dict[str, Any], now: float) -> Monitor:
+        def op(conn: sqlite3.Connection) -> Monitor:
+            old = _get_monitor(conn, key)
+            settings = replace(old.settings, **changes)
+            conn.execute(
+                f"UPDATE integration_monitor SET {', '.join(f'{n} = ?' for n in _SETTINGS)}, "
+                "updated_at = ? WHERE id = ?",
+                (*(getattr(settings, n) for n in _SETTINGS), now, old.id),
+            )
+            return _get_monitor(conn, key)
+
+        return await self._writer.run(op)
+
+    async def delete_monitor(self, key: str) -> Monitor:
+        def op(conn: sqlite3.Connection) -> Monitor:
+            old = _get_monitor(conn, key)
+            conn.execute("DELETE FROM integration_monitor WHERE id = ?", (old.id,))
+            return old
+
+        return await self._writer.run(op)
+
+    async def get_monitor(self, key: str) -> Monitor | None:
+        rows = await self._all(
+            f"SELECT {_MONITOR_COLS} FROM integration_monitor m WHERE m.integration_key = ?",
+            (key,),
+        )
+        return _monitor(rows[0]) if rows else None
+
+    async def list_monitors(self) -> list[Monitor]:
+        rows = await self._all(
+            f"SELECT {_MONITOR_COLS} FROM integration_monitor m ORDER BY m.integration_key"
+        )
+        return [_monitor(r) for r in rows]
+
+    async def save_evaluations(
+        self, results: Sequence[tuple[int, str, str, float]], transitions: Sequence[Transition]
+    ) -> None:
+        """Store alert statuses (monitor_id, status, text, time) and their transitions."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE integration_monitor SET alertstatus = ?, alerttext = ?, "
+                "alert_timestamp = ? WHERE id = ?",
+                [(s, text, at, mid) for mid, s, text, at in results],
+            )
+            conn.executemany(
+                "INSERT INTO alert_transition (monitor_id, old_status, new_status, reason, at) "
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM integration_monitor WHERE id = ?)",
+                [
+                    (t.monitor_id, t.old_status, t.new_status, t.reason, t.at, t.monitor_id)
+                    for t in transitions
+                ],
+            )
+
+        await self._writer.run(op)
+
+    async def list_transitions(self, monitor_id: int, limit: int) -> list[Transition]:
+        rows = await self._all(
+            "SELECT monitor_id, old_status, new_status, reason, at FROM alert_transition "
+            "WHERE monitor_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            (monitor_id, limit),
+        )
+        return [Transition(*r) for r in rows]
+
+    # -- reports ----------------------------------------------------------------------------
+
+    async def create_batch(
+        self,
+        monitor_id: int,
+        new: NewBatch,
+        now: float,
+        truncated: tuple[str, ...],
+        idempotency: Idempotency | None,
+        deltas: Callable[[Batch | None, Batch], list[CounterDelta]],
+    ) -> Stored[Batch]:
+        def op(conn: sqlite3.Connection) -> Stored[Batch]:
+            replay = _replay(conn, idempotency, "batch")
+            if replay is not None:
+                return Stored(_get_batch(conn, replay[0]), True, replay[1])
+            cur = conn.execute(
+                "INSERT INTO integration_monitor_batch (monitor_id, logstatus, integrationid, "
+                "starttime, endtime, duration, no_created, no_updated, no_deleted, logtext, "
+                "errormsg, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "RETURNING id",
+                (
+                    monitor_id,
+                    new.logstatus,
+                    new.integrationid,
+                    new.starttime,
+                    new.endtime,
+                    new.duration,
+                    new.no_created,
+                    new.no_updated,
+                    new.no_deleted,
+                    new.logtext,
+                    new.errormsg,
+                    now,
+                    now,
+                ),
+            )
+            batch = _get_batch(conn, cur.fetchone()[0])
+            _add_counters(conn, monitor_id, deltas(None, batch))
+            _remember(conn, idempotency, "batch", batch.id, truncated, now)
+            return Stored(batch, False, truncated)
+
+        return await self._writer.run(op)
+
+    async def update_batch(
+        self,
+        batch_id: int,
+        change: Callable[[Batch], Batch],
+        truncated: tuple[str, ...],
+        idempotency: Idempotency | None,
+        deltas: Callable[[Batch | None, Batch], list[CounterDelta]],
+    ) -> tuple[Batch, Stored[Batch]]:
+        """Apply `change` to a stored batch; return the old one and the stored result."""
+
+        def op(conn: sqlite3.Connection) -> tuple[Batch, Stored[Batch]]:
+            old = _get_batch(conn, batch_id)
+            replay = _replay(conn, idempotency, "batch")
+            if replay is not None:
+                return old, Stored(old, True, replay[1])
+            new = change(old)
+            conn.execute(
+                "UPDATE integration_monitor_batch SET logstatus = ?, integrationid = ?, "
+                "endtime = ?, duration = ?, no_created = ?, no_updated = ?, no_deleted = ?, "
+                "logtext = ?, errormsg = ?, updated_at = ? WHERE id = ?",
+                (
+                    new.logstatus,
+                    new.integrationid,
+                    new.endtime,
+                    new.duration,
+                    new.no_created,
+                    new.no_updated,
+                    new.no_deleted,
+                    new.logtext,
+                    new.errormsg,
+                    new.updated_at,
+                    batch_id,
+                ),
+            )
+            _add_counters(conn, old.monitor_id, deltas(old, new))
+            _remember(conn, idempotency, "batch", batch_id, truncated, new.updated_at)
+            return old, Stored(new, False, truncated)
+
+        return await self._writer.run(op)
+
+    async def create_log(
+        self,
+        monitor_id: int,
+        new: NewLog,
+        now: float,
+        truncated: tuple[str, ...],
+        idempotency: Idempotency | None,
+        deltas: list[CounterDelta],
+    ) -> Stored[Log]:
+        def op(conn: sqlite3.Connection) -> Stored[Log]:
+            replay = _replay(conn, idempotency, "log")
+            if replay is not None:
+                return Stored(_get_log(conn, replay[0]), True, replay[1])
+            if new.batch_id is not None:
+                try:
+                    owner = _get_batch(conn, new.batch_id).monitor_id
+                except NotFound as exc:
+                    raise NotFound(exc.code, str(exc), "batch_id") from None
+                if owner != monitor_id:
+                    raise BatchOfOtherMonitor(new.batch_id)
+            cur = conn.execute(
+                "INSERT INTO integration_monitor_log (monitor_id, batch_id, logstatus, "
+                "integrationid, logtext, errormsg, message, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+                (
+                    monitor_id,
+                    new.batch_id,
+                    new.logstatus,
+                    new.integrationid,
+                    new.logtext,
+                    new.errormsg,
+                    new.message,
+                    now,
+                ),
+            )
+            entry = _get_log(conn, cur.fetchone()[0])
+            _add_counters(conn, monitor_id, deltas)
+            _remember(conn, idempotency, "log", entry.id, truncated, now)
+            return Stored(entry, False, truncated)
+
+        return await self._writer.run(op)
+
+    async def get_batch(self, batch_id: int) -> Batch | None:
+        rows = await self._all(
+            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id = ?", (batch_id,)
+        )
+        return _batch(rows[0]) if rows else None
+
+    async def list_batches(
+        self, monitor_id: int, limit: int, before: tuple[float, int] | None
+    ) -> list[Batch]:
+        """Newest start first; `before` = (starttime, id) of the last one already seen."""
+        where, params = "b.monitor_id = ?", [float(monitor_id)]
+        if before is not None:
+            where += " AND (b.starttime, b.id) < (?, ?)"
+            params += [before[0], before[1]]
+        rows = await self._all(
+            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE {where} "
+            "ORDER BY b.starttime DESC, b.id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_batch(r) for r in rows]
+
+    async def list_logs(
+        self,
+        monitor_id: int | None,
+        limit: int,
+        before: tuple[float, int] | None,
+        batch_id: int | None = None,
+    ) -> list[Log]:
+        """Newest first, of a monitor or of a batch."""
+        clauses: list[str] = []
+        params: list[float] = []
+        if monitor_id is not None:
+            clauses.append("l.monitor_id = ?")
+            params.append(monitor_id)
+        if batch_id is not None:
+            clauses.append("l.batch_id = ?")
+            params.append(batch_id)
+        if before is not None:
+            clauses.append("(l.created_at, l.id) < (?, ?)")
+            params += [before[0], before[1]]
+        rows = await self._all(
+            f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE {' AND '.join(clauses) or '1'} "
+            "ORDER BY l.created_at DESC, l.id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_log(r) for r in rows]
+
+    # -- start-up, health, retention ---------------------------------------------------------
+
+    async def load_runs(
+        self, success_statuses: Sequence[str], finished_statuses: Sequence[str]
+    ) -> list[MonitorRuns]:
+        """Every monitor with its latest run, latest finished run, last success and counters."""
+        monitors = await self.list_monitors()
+        counters: dict[int, list[tuple[str, str, float]]] = {}
+        for mid, kind, name, value in await self._all(
+            "SELECT monitor_id, kind, name, value FROM monitor_counter"
+        ):
+            counters.setdefault(mid, []).append((kind, name, value))
+        out = []
+        for monitor in monitors:
+            latest: Batch | Log | None
+            finished: Batch | Log | None
+            if monitor.settings.type == "batch":
+                latest, finished, success = await self._latest_batches(
+                    monitor.id, success_statuses, finished_statuses
+                )
+            else:
+                latest, finished, success = await self._latest_logs(
+                    monitor.id, success_statuses, finished_statuses
+                )
+            out.append(
+                MonitorRuns(monitor, latest, finished, success, counters.get(monitor.id, []))
+            )
+        return out
+
+    async def _latest_batches(
+        self, monitor_id: int, ok: Sequence[str], finished: Sequence[str]
+    ) -> tuple[Batch | None, Batch | None, float | None]:
+        order = "ORDER BY b.starttime DESC, b.id DESC LIMIT 1"
+        base = f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = ?"
+        latest = await self._all(f"{base} {order}", (monitor_id,))
+        done = await self._all(
+            f"{base} AND b.logstatus IN ({','.join('?' * len(finished))}) {order}",
+            (monitor_id, *finished),
+        )
+        success = await self._all(
+            "SELECT max(coalesce(endtime, starttime)) FROM integration_monitor_batch "
+            f"WHERE monitor_id = ? AND logstatus IN ({','.join('?' * len(ok))})",
+            (monitor_id, *ok),
+        )
+        return (
+            _batch(latest[0]) if latest else None,
+            _batch(done[0]) if done else None,
+            success[0][0],
+        )
+
+    async def _latest_logs(
+        self, monitor_id: int, ok: Sequence[str], finished: Sequence[str]
+    ) -> tuple[Log | None, Log | None, float | None]:
+        order = "ORDER BY l.created_at DESC, l.id DESC LIMIT 1"
+        base = f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.monitor_id = ?"
+        latest = await self._all(f"{base} {order}", (monitor_id,))
+        done = await self._all(
+            f"{base} AND l.logstatus IN ({','.join('?' * len(finished))}) {order}",
+            (monitor_id, *finished),
+        )
+        success = await self._all(
+            "SELECT max(created_at) FROM integration_monitor_log "
+            f"WHERE monitor_id = ? AND logstatus IN ({','.join('?' * len(ok))})",
+            (monitor_id, *ok),
+        )
+        return (
+            _log(latest[0]) if latest else None,
+            _log(done[0]) if done else None,
+            success[0][0],
+        )
+
+    async def check_writable(self) -> None:
+        """Raise unless a write commits now."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS readiness (x)")
+            conn.execute("DELETE FROM readiness")
+
+        await self._writer.run(op)
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+    async def prune(self, cutoff: float, idempotency_cutoff: float, chunk: int = 5000) -> int:
+        """Delete batches and logs created before `cutoff`, keeping each monitor's latest ones.
+
+        Counters live in their own table and are not touched. Works in chunks so that reports
+        are never held up for long. Returns the number of rows deleted.
+        """
+
+        def remember_latest(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_run (id INTEGER PRIMARY KEY)")
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_log (id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM keep_run")
+            conn.execute("DELETE FROM keep_log")
+            for finished in ("", "AND x.endtime IS NOT NULL"):
+                conn.execute(
+                    "INSERT OR IGNORE INTO keep_run SELECT id FROM (SELECT (SELECT x.id FROM "
+                    f"integration_monitor_batch x WHERE x.monitor_id = m.id {finished} "
+                    "ORDER BY x.starttime DESC, x.id DESC LIMIT 1) AS id "
+                    "FROM integration_monitor m) WHERE id IS NOT NULL"
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO keep_log SELECT id FROM (SELECT (SELECT x.id FROM "
+                "integration_monitor_log x WHERE x.monitor_id = m.id "
+                "ORDER BY x.created_at DESC, x.id DESC LIMIT 1) AS id "
+                "FROM integration_monitor m) WHERE id IS NOT NULL"
+            )
+
+        await self._writer.run(remember_latest)
+        statements = (
+            "DELETE FROM integration_monitor_log WHERE id IN (SELECT id FROM "
+            "integration_monitor_log WHERE created_at < ? AND id NOT IN keep_log LIMIT ?)",
+            "DELETE FROM integration_monitor_batch WHERE id IN (SELECT id FROM "
+            "integration_monitor_batch WHERE created_at < ? AND id NOT IN keep_run LIMIT ?)",
+        )
+        deleted = 0
+        for sql in statements:
+            while True:
+                count: int = await self._writer.run(partial(_rowcount, sql, (cutoff, chunk)))
+                deleted += count
+                if count < chunk:
+                    break
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "DELETE FROM idempotency_key WHERE created_at < ?", (idempotency_cutoff,)
+            )
+        )
+        return deleted
+
+
+class BatchOfOtherMonitor(Exception):
+    """A log names a batch of another monitor."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(f"batch {batch_id} belongs to another monitor")
+
+
+def _rowcount(sql: str, params: tuple[float, int], conn: sqlite3.Connection) -> int:
+    return int(conn.execute(sql, params).rowcount)
+
+
+def _get_monitor(conn: sqlite3.Connection, key: str) -> Monitor:
+    row = conn.execute(
+        f"SELECT {_MONITOR_COLS} FROM integration_monitor m WHERE m.integration_key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        raise NotFound("monitor_not_found", f"No monitor with integration_key {key!r}")
+    return _monitor(row)
+
+
+def _get_batch(conn: sqlite3.Connection, batch_id: int) -> Batch:
+    row = conn.execute(
+        f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id = ?", (batch_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound("batch_not_found", f"No batch with id {batch_id}")
+    return _batch(row)
+
+
+def _get_log(conn: sqlite3.Connection, log_id: int) -> Log:
+    row = conn.execute(f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.id = ?", (log_id,)).fetchone()
+    assert row is not None
+    return _log(row)
+
+
+def _add_counters(conn: sqlite3.Connection, monitor_id: int, deltas: list[CounterDelta]) -> None:
+    if deltas:
+        conn.executemany(
+            "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = value + excluded.value",
+            [(monitor_id, kind, name, delta) for kind, name, delta in deltas],
+        )
+
+
+def _replay(
+    conn: sqlite3.Connection, idempotency: Idempotency | None, resource: str
+) -> tuple[int, tuple[str, ...]] | None:
+    if idempotency is None:
+        return None
+    row = conn.execute(
+        "SELECT fingerprint, resource, resource_id, truncated FROM idempotency_key WHERE key = ?",
+        (idempotency.key,),
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != idempotency.fingerprint or row[1] != resource:
+        raise IdempotencyConflict(idempotency.key)
+    return row[2], tuple(json.loads(row[3] or "[]"))
+
+
+def _remember(
+    conn: sqlite3.Connection,
+    idempotency: Idempotency | None,
+    resource: str,
+    resource_id: int,
+    truncated: tuple[str, ...],
+    now: float,
+) -> None:
+    if idempotency is not None:
+        conn.execute(
+            "INSERT INTO idempotency_key (key, fingerprint, resource, resource_id, truncated, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                idempotency.key,
+                idempotency.fingerprint,
+                resource,
+                resource_id,
+                json.dumps(list(truncated)),
+                now,
+            ),
+        )
