@@ -21,7 +21,7 @@ from exporter.writer import WriterClosed
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REPORT_KIND = "report_kind"
+REPORT_KIND = web.RequestKey("report_kind", str)
 
 
 def json_response(

@@ -1,0 +1,91 @@
+"""Fixtures: the real app from the real factory on a temporary database, spoken to over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from exporter.app import create_app
+from exporter.config import Config, parse_config
+
+PUSH = "push-token-0123456789"
+READ = "read-token-0123456789"
+ADMIN = "admin-token-0123456789"
+TOKENS = {
+    "auth": {
+        "tokens": [
+            {"name": "jobs", "token": PUSH, "roles": ["push"]},
+            {"name": "prometheus", "token": READ, "roles": ["read"]},
+            {"name": "ops", "token": ADMIN, "roles": ["admin"]},
+        ]
+    }
+}
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_796_000_000.0) -> None:  # 2026-11-30
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_config(tmp_path: Path, **sections: Any) -> Config:
+    data: dict[str, Any] = {"database": {"path": str(tmp_path / "im.db")}}
+    for name, value in sections.items():
+        data[name] = {**data.get(name, {}), **value} if isinstance(value, dict) else value
+    return parse_config(data, env={})
+
+
+Factory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def make_client(tmp_path: Path) -> AsyncIterator[Factory]:
+    """Start the real app (config sections as keyword arguments); closed at the end."""
+    clients: list[TestClient[web.Request, web.Application]] = []
+
+    async def start(
+        clock: Callable[[], float] | None = None, **sections: Any
+    ) -> TestClient[web.Request, web.Application]:
+        config = make_config(tmp_path, **sections)
+        app = create_app(config, clock) if clock else create_app(config)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client: Factory) -> TestClient[web.Request, web.Application]:
+    return await make_client()
+
+
+async def put_monitor(
+    client: TestClient[web.Request, web.Application], key: str, **settings: Any
+) -> dict[str, Any]:
+    body = {"name": key, **settings}
+    response = await client.put(f"/api/v1/monitors/{key}", json=body, headers=_auth(ADMIN, client))
+    assert response.status in (200, 201), await response.text()
+    result: dict[str, Any] = await response.json()
+    return result
+
+
+def _auth(token: str, client: TestClient[web.Request, web.Application]) -> dict[str, str]:
+    from exporter import appkeys
+
+    return {"Authorization": f"Bearer {token}"} if client.app[appkeys.AUTH].enabled else {}
