@@ -1,0 +1,136 @@
+"""The config: defaults, validation naming each field, environment variables, docs, CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from exporter.app import check_bind
+from exporter.config import Config, ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _errors(data: Any, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, env or {})
+    return caught.value.errors
+
+
+def test_shipped_config_is_valid_and_safe() -> None:
+    config = load_config(ROOT / "config.yaml", env={})
+    assert config.server.host == "127.0.0.1"
+    assert config.database.path == "integration-monitor.db"
+    assert config.auth.tokens == ()
+    assert config.monitors[0].integration_key == "example-sync"
+    check_bind(config)
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None, env={})
+    assert config.evaluation.interval_seconds == 900
+    assert config.server.max_body_bytes == 1_048_576
+    assert config.severities()["donewitherror"] == "error"
+
+
+def test_each_invalid_field_is_named() -> None:
+    errors = _errors(
+        {
+            "server": {"port": 70000},
+            "evaluation": {"interval_seconds": 0},
+            "monitors": [{"integration_key": "has space", "name": "x"}],
+            "bogus": 1,
+        }
+    )
+    joined = "\n".join(errors)
+    assert "server.port:" in joined
+    assert "evaluation.interval_seconds:" in joined
+    assert "monitors[0].integration_key:" in joined
+    assert "bogus:" in joined
+    assert len(errors) == 4
+
+
+def test_statuses_and_duplicates_are_checked() -> None:
+    assert any("statuses" in e for e in _errors({"statuses": {"partial": "warning"}}))
+    assert any("built-in" in e for e in _errors({"statuses": {"ok": "error"}}))
+    dup = [{"integration_key": "a", "name": "a"}, {"integration_key": "a", "name": "b"}]
+    assert any("duplicate integration_key: a" in e for e in _errors({"monitors": dup}))
+    buckets = _errors({"metrics": {"duration_buckets": [5, 1]}})
+    assert any("metrics.duration_buckets" in e for e in buckets)
+
+
+def test_environment_variables_are_expanded() -> None:
+    data = {
+        "auth": {"tokens": [{"name": "ci", "token": "${IM_PUSH_TOKEN}", "roles": ["push"]}]},
+        "database": {"path": "${IM_DB:-/data/im.db}"},
+    }
+    config = parse_config(data, env={"IM_PUSH_TOKEN": "s" * 20})
+    assert config.auth.tokens[0].token == "s" * 20
+    assert config.database.path == "/data/im.db"
+    errors = _errors(data, env={})
+    assert errors == ["auth.tokens[0].token: environment variable IM_PUSH_TOKEN is not set"]
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  port: [1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert re.search(r"c\.yaml:\d+:\d+: invalid YAML", caught.value.errors[0])
+
+
+def test_no_tokens_means_loopback_only() -> None:
+    check_bind(parse_config({"server": {"host": "::1"}}, env={}))
+    with pytest.raises(ConfigError, match=r"server\.host"):
+        check_bind(parse_config({"server": {"host": "0.0.0.0"}}, env={}))
+    tokens = {"tokens": [{"name": "a", "token": "t" * 16, "roles": ["read"]}]}
+    check_bind(parse_config({"server": {"host": "0.0.0.0"}, "auth": tokens}, env={}))
+
+
+def test_cli_overrides_win() -> None:
+    config = parse_config({}, env={}).with_overrides(host="::1", port=1234, database="/x.db")
+    assert (config.server.host, config.server.port, config.database.path) == ("::1", 1234, "/x.db")
+
+
+def _options(model: type[BaseModel], prefix: str) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        names.append(dotted)
+        inner = info.annotation
+        args = getattr(inner, "__args__", ())
+        for candidate in (inner, *args):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                sep = "[]." if args else "."
+                names += _options(candidate, dotted + sep)
+    return names
+
+
+def test_every_option_is_documented_with_help() -> None:
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    options = _options(Config, "")
+    assert "monitors[].alert_interval" in options and "auth.tokens[].roles" in options
+    missing = [name for name in options if f"`{name}`" not in docs]
+    assert missing == []
+    undescribed = [n for n, f in Config.model_fields.items() if not f.description]
+    assert undescribed == []
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  port: 0\n")
+    run = [sys.executable, "-m", "exporter", "check-config", "--config"]
+    failed = subprocess.run([*run, str(bad)], capture_output=True, text=True, check=False)
+    assert failed.returncode == 2
+    assert "server.port:" in failed.stderr
+    good = subprocess.run(
+        [*run, str(ROOT / "config.yaml")], capture_output=True, text=True, check=False
+    )
+    assert good.returncode == 0, good.stderr
+    assert '"port": 9812' in good.stdout
