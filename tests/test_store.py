@@ -1,0 +1,133 @@
+"""The store: migrations, group commit, retention that keeps counters, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from exporter.records import MonitorSettings
+from exporter.store import NewBatch, Store, apply_migrations, migrations
+from tests.conftest import Clock, Factory, put_monitor
+
+T0 = 1_796_000_000.0
+
+
+def _batch(status: str = "ok", start: float = T0, created: int = 1) -> NewBatch:
+    return NewBatch(status, "", start, start + 10, 10.0, created, 0, 0, "", "")
+
+
+def _no_deltas(old: object, new: object) -> list[tuple[str, str, float]]:
+    return [("runs", "ok", 1.0)]
+
+
+def test_migrations_are_numbered_and_versioned(tmp_path: Path) -> None:
+    numbers = [n for n, _ in migrations()]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    assert apply_migrations(conn) == numbers
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == numbers[-1]
+    assert apply_migrations(conn) == []
+
+
+async def test_existing_database_keeps_its_data_across_start(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(conn)
+    conn.execute(
+        "INSERT INTO integration_monitor (integration_key, name, type, created_at, updated_at) "
+        "VALUES ('legacy', 'Legacy', 'batch', 1, 1)"
+    )
+    conn.close()
+    store = Store(path)
+    await store.open()
+    try:
+        monitor = await store.get_monitor("legacy")
+        assert monitor is not None and monitor.settings.name == "Legacy"
+        mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+    finally:
+        await store.close()
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "g.db"))
+    await store.open()
+    try:
+        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+        await asyncio.gather(
+            *(
+                store.create_batch(monitor.id, _batch(start=T0 + i), T0, (), None, _no_deltas)
+                for i in range(200)
+            )
+        )
+        writer = store.writer
+        assert writer.writes_committed == 201
+        assert writer.groups_committed < writer.writes_committed / 4
+        rows = await store.list_batches(monitor.id, 500, None)
+        assert len(rows) == 200
+    finally:
+        await store.close()
+
+
+async def test_a_failing_write_does_not_sink_its_group(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "f.db"))
+    await store.open()
+    try:
+        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+        good = store.create_batch(monitor.id, _batch(), T0, (), None, _no_deltas)
+        bad = store.create_batch(9999, _batch(), T0, (), None, _no_deltas)  # no such monitor
+        results = await asyncio.gather(good, bad, return_exceptions=True)
+        assert not isinstance(results[0], BaseException)
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        assert len(await store.list_batches(monitor.id, 10, None)) == 1
+    finally:
+        await store.close()
+
+
+async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.db")
+    store = Store(path)
+    await store.open()
+    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    pending = [
+        asyncio.ensure_future(store.create_batch(monitor.id, _batch(), T0, (), None, _no_deltas))
+        for _ in range(50)
+    ]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(task.done() and not task.exception() for task in pending)
+    count = sqlite3.connect(path).execute("SELECT count(*) FROM integration_monitor_batch")
+    assert count.fetchone()[0] == 50
+
+
+async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
+    make_client: Factory,
+) -> None:
+    clock = Clock(T0)
+    client = await make_client(clock)
+    await put_monitor(client, "crm")
+    for _ in range(5):
+        response = await client.post(
+            "/api/v1/monitors/crm/batches", json={"logstatus": "ok", "no_created": 2}
+        )
+        assert response.status == 201
+        clock.advance(3600)
+    await client.post("/api/v1/monitors/crm/logs", json={"message": "old"})
+    from exporter import appkeys
+
+    app = client.app
+    registry = app[appkeys.REGISTRY]
+    runs = {"key": "crm", "status": "ok"}
+    before = registry.get_sample_value("integration_monitor_runs_total", runs)
+    objects = {"key": "crm", "operation": "created"}
+    assert before == 5
+    deleted = await app[appkeys.STORE].prune(cutoff=clock.now + 1, idempotency_cutoff=clock.now)
+    assert deleted == 4  # the latest batch and the latest log stay
+    listing = await (await client.get("/api/v1/monitors/crm/batches")).json()
+    assert len(listing["items"]) == 1
+    assert registry.get_sample_value("integration_monitor_runs_total", runs) == 5
+    assert registry.get_sample_value("integration_monitor_objects_total", objects) == 10
+    rows = await app[appkeys.STORE].load_runs(["ok"], ["ok"])
+    counters = {(k, n): v for k, n, v in rows[0].counters}
+    assert counters[("runs", "ok")] == 5 and counters[("objects", "created")] == 10
