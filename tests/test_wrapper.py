@@ -1,0 +1,325 @@
+"""`integration-monitor run` against the real service, started as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter import wrapper
+
+STARTUP_SECONDS = 30.0
+COMMAND_SECONDS = 60.0
+PUSH_TOKEN = "push-token-0123456789"
+ADMIN_TOKEN = "admin-token-0123456789"
+SECURED_CONFIG = f"""\
+auth:
+  tokens:
+    - {{name: job, token: {PUSH_TOKEN}, roles: [push]}}
+    - {{name: ops, token: {ADMIN_TOKEN}, roles: [admin, read]}}
+"""
+
+
+def _call(
+    url: str, method: str = "GET", body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            status, raw = exc.code, exc.read()
+        finally:
+            exc.close()
+    return status, json.loads(raw) if raw else None
+
+
+class Service:
+    """The real service in a subprocess on a temporary database."""
+
+    def __init__(
+        self, directory: Path, config_text: str = "{}\n", token: str | None = None
+    ) -> None:
+        self._token = token
+        config = directory / "config.yaml"
+        config.write_text(config_text)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._log_path = directory / "service.log"
+        self._log = self._log_path.open("wb")
+        command = [sys.executable, "-m", "exporter", "serve", "--config", str(config)]
+        command += ["--port", str(port), "--database", str(directory / "im.db")]
+        self._proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self.stop()
+                pytest.fail(f"the service exited at start:\n{self._output()}")
+            try:
+                if _call(self.url + "/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"the service did not answer /healthz in time:\n{self._output()}")
+
+    def _output(self) -> str:
+        return self._log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._log.close()
+
+    def new_monitor(self) -> str:
+        key = f"w-{uuid.uuid4().hex[:16]}"
+        url = f"{self.url}/api/v1/monitors/{key}"
+        status, body = _call(url, "PUT", {"name": key}, self._token)
+        assert status == 201, body
+        return key
+
+    def only_batch(self, key: str) -> dict[str, Any]:
+        status, body = _call(f"{self.url}/api/v1/monitors/{key}/batches", token=self._token)
+        assert status == 200, body
+        [batch] = body["items"]
+        status, body = _call(f"{self.url}/api/v1/batches/{batch['id']}", token=self._token)
+        assert status == 200, body
+        stored: dict[str, Any] = body["batch"]
+        return stored
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = Service(tmp_path_factory.mktemp("service"))
+    yield running
+    running.stop()
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def run(service: Service, key: str, command: list[str], *options: str) -> int:
+    return wrapper.main(["--key", key, "--url", service.url, *options, "--", *command])
+
+
+def test_a_succeeding_command_is_an_ok_batch_and_its_output_passes_through(
+    service: Service, capfd: pytest.CaptureFixture[str]
+) -> None:
+    key = service.new_monitor()
+    code = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+    assert run(service, key, python(code)) == 0
+    out, err = capfd.readouterr()
+    assert "to stdout" in out
+    assert "to stderr" in err
+    batch = service.only_batch(key)
+    assert batch["logstatus"] == "ok"
+    assert batch["errormsg"] == ""
+    assert batch["logtext"] == f"{sys.executable}: exit code 0"
+    assert batch["endtime"] is not None
+
+
+def test_a_failing_command_is_an_error_batch_with_its_exit_code_and_stderr(
+    service: Service, capfd: pytest.CaptureFixture[str]
+) -> None:
+    key = service.new_monitor()
+    code = "import sys; print('bad row 7', file=sys.stderr); sys.exit(3)"
+    assert run(service, key, python(code)) == 3
+    assert "bad row 7" in capfd.readouterr().err
+    batch = service.only_batch(key)
+    assert batch["logstatus"] == "error"
+    assert batch["errormsg"] == "exit code 3: bad row 7"
+
+
+def test_only_the_tail_of_a_long_stderr_is_kept(service: Service) -> None:
+    key = service.new_monitor()
+    code = "import sys; sys.stderr.write('x' * 5000 + 'THE END'); sys.exit(1)"
+    assert run(service, key, python(code)) == 1
+    errormsg = service.only_batch(key)["errormsg"]
+    assert errormsg.startswith("exit code 1: xxx")
+    assert errormsg.endswith("THE END")
+    assert len(errormsg) <= 1024
+
+
+def test_a_command_that_is_not_found_is_an_error_batch_and_127(service: Service) -> None:
+    key = service.new_monitor()
+    assert run(service, key, ["/nonexistent/job.sh", "--now"]) == 127
+    batch = service.only_batch(key)
+    assert batch["logstatus"] == "error"
+    assert batch["errormsg"] == "command not found: /nonexistent/job.sh"
+
+
+def test_a_command_killed_by_a_signal(service: Service) -> None:
+    key = service.new_monitor()
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    assert run(service, key, python(code)) == 128 + 15
+    assert service.only_batch(key)["errormsg"] == "killed by signal SIGTERM"
+
+
+@pytest.mark.parametrize("prefix", ["", "no_"])
+def test_counts_from_json(service: Service, tmp_path: Path, prefix: str) -> None:
+    key = service.new_monitor()
+    counts_file = tmp_path / "counts.json"
+    counts = {f"{prefix}created": 3, f"{prefix}updated": 2, f"{prefix}deleted": 1}
+    code = f"import json, sys; json.dump({counts!r}, open(sys.argv[1], 'w'))"
+    command = [*python(code), str(counts_file)]
+    assert run(service, key, command, "--counts-from-json", str(counts_file)) == 0
+    batch = service.only_batch(key)
+    assert (batch["no_created"], batch["no_updated"], batch["no_deleted"]) == (3, 2, 1)
+    assert batch["logstatus"] == "ok"
+
+
+def test_counts_left_from_an_earlier_run_are_not_reported(service: Service, tmp_path: Path) -> None:
+    key = service.new_monitor()
+    counts_file = tmp_path / "counts.json"
+    counts_file.write_text('{"created": 99}')
+    assert run(service, key, python("pass"), "--counts-from-json", str(counts_file)) == 0
+    batch = service.only_batch(key)
+    assert batch["no_created"] == 0
+    assert batch["logstatus"] == "ok"
+    assert "not written by this run" in batch["logtext"]
+
+
+def test_an_invalid_counts_file_is_noted_not_fatal(service: Service, tmp_path: Path) -> None:
+    key = service.new_monitor()
+    counts_file = tmp_path / "counts.json"
+    code = "import sys; open(sys.argv[1], 'w').write('{\"created\": -1}')"
+    command = [*python(code), str(counts_file)]
+    assert run(service, key, command, "--counts-from-json", str(counts_file)) == 0
+    batch = service.only_batch(key)
+    assert (batch["logstatus"], batch["no_created"]) == ("ok", 0)
+    assert "counts not read" in batch["logtext"]
+
+
+def test_the_url_comes_from_the_environment_and_the_command_gets_the_batch_id(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = service.new_monitor()
+    monkeypatch.setenv("IM_URL", service.url)
+    seen = tmp_path / "env.json"
+    code = (
+        "import json, os, sys; "
+        "json.dump({k: os.environ.get(k) for k in ('IM_BATCH_ID', 'IM_INTEGRATION_KEY')}, "
+        "open(sys.argv[1], 'w'))"
+    )
+    assert wrapper.main(["--key", key, "--", *python(code), str(seen)]) == 0
+    batch = service.only_batch(key)
+    assert json.loads(seen.read_text()) == {
+        "IM_BATCH_ID": str(batch["id"]),
+        "IM_INTEGRATION_KEY": key,
+    }
+
+
+def test_the_command_does_not_run_when_the_start_cannot_be_reported(
+    service: Service, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "ran"
+    command = [*python("import sys; open(sys.argv[1], 'w')"), str(marker)]
+    assert run(service, "no-such-monitor", command) == 2
+    assert "could not report the start" in capfd.readouterr().err
+    assert not marker.exists()
+
+
+@pytest.fixture
+def closed_url() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_fail_quietly_runs_the_command_when_the_service_is_unreachable(
+    closed_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    command = [*python("import sys; open(sys.argv[1], 'w'); sys.exit(4)"), str(marker)]
+    options = ["--key", "crm-sync", "--url", closed_url, "--retries", "0"]
+    assert wrapper.main([*options, "--fail-quietly", "--", *command]) == 4
+    assert marker.exists()
+
+    marker.unlink()
+    assert wrapper.main([*options, "--", *command]) == 2
+    assert not marker.exists()
+
+
+def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert wrapper.main(["--help"]) == 0
+    assert "integration-monitor run --key KEY" in capsys.readouterr().out
+    assert wrapper.main(["--key", "crm-sync"]) == 2
+    assert "no command to run" in capsys.readouterr().err
+    assert wrapper.main(["--", "true"]) == 2
+    assert "--key" in capsys.readouterr().err
+
+
+def test_the_token_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("IM_TOKEN", raising=False)
+    secured = Service(tmp_path, SECURED_CONFIG, ADMIN_TOKEN)
+    try:
+        key = secured.new_monitor()
+        assert run(secured, key, python("pass")) == 2
+        assert "(401 unauthorized)" in capfd.readouterr().err
+        monkeypatch.setenv("IM_TOKEN", PUSH_TOKEN)
+        assert run(secured, key, python("pass")) == 0
+        assert secured.only_batch(key)["logstatus"] == "ok"
+    finally:
+        secured.stop()
+
+
+def test_the_cli_dispatches_run_to_the_wrapper(service: Service) -> None:
+    key = service.new_monitor()
+    code = "import sys; print('from the job'); sys.exit(5)"
+    command = [sys.executable, "-m", "exporter", "run", "--key", key, "--url", service.url]
+    done = subprocess.run(
+        [*command, "--", *python(code)], capture_output=True, text=True, timeout=COMMAND_SECONDS
+    )
+    assert done.returncode == 5
+    assert "from the job" in done.stdout
+    batch = service.only_batch(key)
+    assert (batch["logstatus"], batch["errormsg"]) == ("error", "exit code 5")
+
+
+def test_sigterm_is_passed_on_to_the_command_and_its_end_reported(
+    service: Service, tmp_path: Path
+) -> None:
+    key = service.new_monitor()
+    started = tmp_path / "started"
+    code = "import sys, time; open(sys.argv[1], 'w').close(); time.sleep(60)"
+    command = [sys.executable, "-m", "exporter", "run", "--key", key, "--url", service.url]
+    proc = subprocess.Popen([*command, "--", *python(code), str(started)])
+    try:
+        deadline = time.monotonic() + COMMAND_SECONDS
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert started.exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=COMMAND_SECONDS) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=COMMAND_SECONDS)
+    batch = service.only_batch(key)
+    assert (batch["logstatus"], batch["errormsg"]) == ("error", "killed by signal SIGTERM")
