@@ -19,6 +19,7 @@ from exporter.evaluator import Evaluator
 from exporter.handling import check_roles, errors_middleware, json_response
 from exporter.metrics import build_registry
 from exporter.openapi import openapi_document
+from exporter.ping import add_ping_routes
 from exporter.records import MonitorSettings
 from exporter.reports import Reports
 from exporter.state import DurationBuckets, State
@@ -127,6 +128,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
         state, buckets, stats, config.evaluation.interval_seconds, store.size_bytes
     )
     add_routes(app)
+    add_ping_routes(app)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.cleanup_ctx.append(_lifecycle)

@@ -91,7 +91,7 @@ class Reports:
         self._stats.report(kind, "duplicate" if stored.replayed else "stored")
 
     async def create_batch(
-        self, key: str, body: BatchCreate, idempotency: Idempotency | None
+        self, key: str, body: BatchCreate, idempotency: Idempotency | None, kind: str = "batch"
     ) -> Stored[Batch]:
         ms = self.monitor(key)
         if ms.monitor.settings.type != "batch":
@@ -131,11 +131,15 @@ class Reports:
         if not stored.replayed:
             self._state.apply_batch(stored.record, self.batch_deltas(None, stored.record))
             self._after_report(ms)
-        self._done("batch", stored)
+        self._done(kind, stored)
         return stored
 
     async def update_batch(
-        self, batch_id: int, body: BatchUpdate, idempotency: Idempotency | None
+        self,
+        batch_id: int,
+        body: BatchUpdate,
+        idempotency: Idempotency | None,
+        kind: str = "batch_update",
     ) -> Stored[Batch]:
         self._check_status(body.logstatus)
         now = self._clock()
@@ -187,11 +191,11 @@ class Reports:
             ms = self._state.by_id(stored.record.monitor_id)
             if ms is not None:
                 self._after_report(ms)
-        self._done("batch_update", stored)
+        self._done(kind, stored)
         return stored
 
     async def create_log(
-        self, key: str, body: LogCreate, idempotency: Idempotency | None
+        self, key: str, body: LogCreate, idempotency: Idempotency | None, kind: str = "log"
     ) -> Stored[Log]:
         ms = self.monitor(key)
         self._check_status(body.logstatus)
@@ -210,5 +214,5 @@ class Reports:
         if not stored.replayed:
             self._state.apply_log(stored.record, deltas)
             self._after_report(ms)
-        self._done("log", stored)
+        self._done(kind, stored)
         return stored

@@ -405,6 +405,16 @@ class Store:
         )
         return _batch(rows[0]) if rows else None
 
+    async def find_running_batch(self, monitor_id: int, integrationid: str) -> Batch | None:
+        """The newest batch of a monitor with this integrationid that has no endtime."""
+        rows = await self._all(
+            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = ? "
+            "AND b.integrationid = ? AND b.endtime IS NULL "
+            "ORDER BY b.starttime DESC, b.id DESC LIMIT 1",
+            (monitor_id, integrationid),
+        )
+        return _batch(rows[0]) if rows else None
+
     async def list_batches(
         self, monitor_id: int, limit: int, before: tuple[float, int] | None
     ) -> list[Batch]:
