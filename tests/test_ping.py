@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +14,8 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import PUSH, READ, TOKENS, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]
+DOCS = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+CRON_LINE = next(x for x in DOCS.splitlines() if x.startswith("*/15 * * * * curl"))
 
 
 async def _batches(client: Client, key: str) -> list[dict[str, Any]]:
@@ -87,3 +93,18 @@ async def test_ping_needs_the_push_role(make_client: Factory) -> None:
     push = {"Authorization": f"Bearer {PUSH}"}
     assert (await client.get("/ping/job", headers=push)).status == 201
     assert (await client.get("/ping/nope", headers=push)).status == 404
+
+
+async def test_the_documented_crontab_line_with_curl(client: Client) -> None:
+    """docs/client.md's crontab line, run by a real shell and curl against the service."""
+    assert shutil.which("curl"), "curl is needed (Debian package curl)"
+    command = CRON_LINE.removeprefix("*/15 * * * * ")
+    base = str(client.make_url("")).rstrip("/")
+    command = re.sub(r"http://monitor\.internal:9812", base, command)
+    command = command.replace("/opt/jobs/sync.sh", "sh -c 'exit 4'")
+    await put_monitor(client, "crm-sync")
+    shell = await asyncio.create_subprocess_exec("sh", "-c", command)
+    assert await asyncio.wait_for(shell.wait(), 30) == 0
+    [batch] = await _batches(client, "crm-sync")
+    assert batch["logstatus"] == "error" and batch["errormsg"] == "exit code 4"
+    assert batch["duration"] is not None
