@@ -19,8 +19,8 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check exporter tests bench
-	$(BIN)/ruff format --check exporter tests bench
+	$(BIN)/ruff check exporter tests bench grafana deploy
+	$(BIN)/ruff format --check exporter tests bench grafana deploy
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy exporter
