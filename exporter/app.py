@@ -25,6 +25,7 @@ from exporter.reports import Reports
 from exporter.state import DurationBuckets, State
 from exporter.stats import ServiceStats
 from exporter.store import Store
+from exporter.web import setup_status_page
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
@@ -75,12 +76,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config, store, state = app[appkeys.CONFIG], app[appkeys.STORE], app[appkeys.STATE]
     await store.open()
     severities = config.severities()
-    state.load(
-        await store.load_runs(
-            [s for s, sev in severities.items() if sev == "ok"],
-            [s for s, sev in severities.items() if sev != "running"],
-        )
-    )
+    state.load(await store.load_runs([s for s, sev in severities.items() if sev != "running"]))
     now = app[appkeys.CLOCK]()
     for declared in config.monitors:
         values = declared.model_dump()
@@ -131,5 +127,6 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     add_ping_routes(app)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    setup_status_page(app)
     app.cleanup_ctx.append(_lifecycle)
     return app

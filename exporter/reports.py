@@ -9,7 +9,7 @@ from datetime import datetime
 from exporter.errors import ApiError
 from exporter.models import BatchCreate, BatchUpdate, LogCreate, truncate
 from exporter.records import OPERATIONS, Batch, Log
-from exporter.state import DurationBuckets, MonitorState, State
+from exporter.state import SUCCESS, DurationBuckets, MonitorState, State
 from exporter.stats import ServiceStats
 from exporter.store import CounterDelta, Idempotency, NewBatch, NewLog, Store, Stored
 
@@ -66,8 +66,12 @@ class Reports:
         final = self._state.is_final
         if not final(new.logstatus):
             return []
+        deltas: list[CounterDelta] = []
+        if self._state.severity(new.logstatus) == "ok":
+            end = new.endtime if new.endtime is not None else new.starttime
+            deltas.append((*SUCCESS, end))
         if old is None or not final(old.logstatus):
-            deltas: list[CounterDelta] = [("runs", new.logstatus, 1.0)]
+            deltas.append(("runs", new.logstatus, 1.0))
             deltas += [
                 ("objects", op, float(n)) for op, n in zip(OPERATIONS, _counts(new), strict=True)
             ]
@@ -75,16 +79,18 @@ class Reports:
                 deltas += self._buckets.deltas(new.duration)
             return deltas
         # A correction of a finished batch: counters never go back, so only growth is added.
-        return [
+        return deltas + [
             ("objects", op, float(n - o))
             for op, n, o in zip(OPERATIONS, _counts(new), _counts(old), strict=True)
             if n > o
         ]
 
-    def _log_deltas(self, ms: MonitorState, status: str) -> list[CounterDelta]:
+    def _log_deltas(self, ms: MonitorState, status: str, now: float) -> list[CounterDelta]:
         deltas: list[CounterDelta] = [("logs", status, 1.0)]
         if ms.monitor.settings.type == "message" and self._state.is_final(status):
             deltas.append(("runs", status, 1.0))
+            if self._state.severity(status) == "ok":
+                deltas.append((*SUCCESS, now))
         return deltas
 
     def _done(self, kind: str, stored: Stored[Batch] | Stored[Log]) -> None:
@@ -209,7 +215,7 @@ class Reports:
             }
         )
         new = NewLog(batch_id=body.batch_id, logstatus=body.logstatus, **texts)
-        deltas = self._log_deltas(ms, body.logstatus)
+        deltas = self._log_deltas(ms, body.logstatus, now)
         stored = await self._store.create_log(ms.monitor.id, new, now, cut, idempotency, deltas)
         if not stored.replayed:
             self._state.apply_log(stored.record, deltas)

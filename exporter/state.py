@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from exporter.evaluation import Evaluation, severity_of
 from exporter.records import Batch, Log, Monitor, Run, Transition
 from exporter.statuses import Severity
-from exporter.store import CounterDelta, MonitorRuns
+from exporter.store import LATEST, CounterDelta, MonitorRuns
 
 DURATION = "duration"
+SUCCESS = (LATEST, "success")  # the end of the latest run with severity ok
 
 
 @dataclass(slots=True)
@@ -23,13 +24,16 @@ class MonitorState:
     monitor: Monitor
     latest: Run | None = None
     latest_finished: Run | None = None
-    last_success: float | None = None
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     version: int = 0  # bumped on every change, for caches of rendered output
 
     def counter(self, kind: str, name: str) -> float:
         return self.counters.get((kind, name), 0.0)
+
+    @property
+    def last_success(self) -> float | None:
+        return self.counters.get(SUCCESS)
 
 
 def bucket_name(bound: float) -> str:
@@ -73,7 +77,6 @@ class State:
             ms = self.put_monitor(row.monitor)
             ms.latest = _run(row.latest)
             ms.latest_finished = _run(row.latest_finished)
-            ms.last_success = row.last_success
             ms.counters = {(kind, name): value for kind, name, value in row.counters}
 
     def get(self, key: str) -> MonitorState | None:
@@ -98,8 +101,11 @@ class State:
         if ms is not None:
             self._keys_by_id.pop(ms.monitor.id, None)
 
+    def severity(self, status: str) -> Severity:
+        return severity_of(status, self.severities)
+
     def is_final(self, status: str) -> bool:
-        return severity_of(status, self.severities) != "running"
+        return self.severity(status) != "running"
 
     def apply_run(self, monitor_id: int, run: Run, deltas: Iterable[CounterDelta]) -> None:
         """Take a stored batch or log (already committed) and its counter increments."""
@@ -107,7 +113,8 @@ class State:
         if ms is None:
             return
         for kind, name, delta in deltas:
-            ms.counters[(kind, name)] = ms.counters.get((kind, name), 0.0) + delta
+            old = ms.counters.get((kind, name), 0.0)
+            ms.counters[(kind, name)] = max(old, delta) if kind == LATEST else old + delta
         counts_as_run = (run.kind == "batch") == (ms.monitor.settings.type == "batch")
         if counts_as_run:
             if ms.latest is None or ms.latest.id == run.id or run.order > ms.latest.order:
@@ -116,9 +123,6 @@ class State:
                 lf = ms.latest_finished
                 if lf is None or lf.id == run.id or run.order > lf.order:
                     ms.latest_finished = run
-                if severity_of(run.logstatus, self.severities) == "ok":
-                    end = run.endtime if run.endtime is not None else run.starttime
-                    ms.last_success = max(end, ms.last_success or end)
         ms.version += 1
 
     def apply_batch(self, batch: Batch, deltas: Iterable[CounterDelta]) -> None:

@@ -23,6 +23,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CounterDelta = tuple[str, str, float]  # (kind, name, delta)
+LATEST = "latest"  # counters of this kind keep the maximum (a time), not the sum
 
 
 class NotFound(Exception):
@@ -84,7 +85,6 @@ class MonitorRuns:
     monitor: Monitor
     latest: Batch | Log | None
     latest_finished: Batch | Log | None
-    last_success: float | None
     counters: list[tuple[str, str, float]]
 
 
@@ -458,74 +458,39 @@ class Store:
 
     # -- start-up, health, retention ---------------------------------------------------------
 
-    async def load_runs(
-        self, success_statuses: Sequence[str], finished_statuses: Sequence[str]
-    ) -> list[MonitorRuns]:
-        """Every monitor with its latest run, latest finished run, last success and counters."""
+    async def load_runs(self, finished_statuses: Sequence[str]) -> list[MonitorRuns]:
+        """Every monitor with its latest run, its latest finished run and its counters."""
         monitors = await self.list_monitors()
         counters: dict[int, list[tuple[str, str, float]]] = {}
         for mid, kind, name, value in await self._all(
             "SELECT monitor_id, kind, name, value FROM monitor_counter"
         ):
             counters.setdefault(mid, []).append((kind, name, value))
+        done = f"IN ({','.join('?' * len(finished_statuses))})"
         out = []
         for monitor in monitors:
             latest: Batch | Log | None
             finished: Batch | Log | None
             if monitor.settings.type == "batch":
-                latest, finished, success = await self._latest_batches(
-                    monitor.id, success_statuses, finished_statuses
+                order = "ORDER BY b.starttime DESC, b.id DESC LIMIT 1"
+                base = f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = ?"
+                rows = await self._all(f"{base} {order}", (monitor.id,))
+                latest = _batch(rows[0]) if rows else None
+                rows = await self._all(
+                    f"{base} AND b.logstatus {done} {order}", (monitor.id, *finished_statuses)
                 )
+                finished = _batch(rows[0]) if rows else None
             else:
-                latest, finished, success = await self._latest_logs(
-                    monitor.id, success_statuses, finished_statuses
+                order = "ORDER BY l.created_at DESC, l.id DESC LIMIT 1"
+                base = f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.monitor_id = ?"
+                rows = await self._all(f"{base} {order}", (monitor.id,))
+                latest = _log(rows[0]) if rows else None
+                rows = await self._all(
+                    f"{base} AND l.logstatus {done} {order}", (monitor.id, *finished_statuses)
                 )
-            out.append(
-                MonitorRuns(monitor, latest, finished, success, counters.get(monitor.id, []))
-            )
+                finished = _log(rows[0]) if rows else None
+            out.append(MonitorRuns(monitor, latest, finished, counters.get(monitor.id, [])))
         return out
-
-    async def _latest_batches(
-        self, monitor_id: int, ok: Sequence[str], finished: Sequence[str]
-    ) -> tuple[Batch | None, Batch | None, float | None]:
-        order = "ORDER BY b.starttime DESC, b.id DESC LIMIT 1"
-        base = f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = ?"
-        latest = await self._all(f"{base} {order}", (monitor_id,))
-        done = await self._all(
-            f"{base} AND b.logstatus IN ({','.join('?' * len(finished))}) {order}",
-            (monitor_id, *finished),
-        )
-        success = await self._all(
-            "SELECT max(coalesce(endtime, starttime)) FROM integration_monitor_batch "
-            f"WHERE monitor_id = ? AND logstatus IN ({','.join('?' * len(ok))})",
-            (monitor_id, *ok),
-        )
-        return (
-            _batch(latest[0]) if latest else None,
-            _batch(done[0]) if done else None,
-            success[0][0],
-        )
-
-    async def _latest_logs(
-        self, monitor_id: int, ok: Sequence[str], finished: Sequence[str]
-    ) -> tuple[Log | None, Log | None, float | None]:
-        order = "ORDER BY l.created_at DESC, l.id DESC LIMIT 1"
-        base = f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.monitor_id = ?"
-        latest = await self._all(f"{base} {order}", (monitor_id,))
-        done = await self._all(
-            f"{base} AND l.logstatus IN ({','.join('?' * len(finished))}) {order}",
-            (monitor_id, *finished),
-        )
-        success = await self._all(
-            "SELECT max(created_at) FROM integration_monitor_log "
-            f"WHERE monitor_id = ? AND logstatus IN ({','.join('?' * len(ok))})",
-            (monitor_id, *ok),
-        )
-        return (
-            _log(latest[0]) if latest else None,
-            _log(done[0]) if done else None,
-            success[0][0],
-        )
 
     async def check_writable(self) -> None:
         """Raise unless a write commits now."""
@@ -630,7 +595,9 @@ def _add_counters(conn: sqlite3.Connection, monitor_id: int, deltas: list[Counte
     if deltas:
         conn.executemany(
             "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = value + excluded.value",
+            "ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = CASE "
+            f"WHEN excluded.kind = '{LATEST}' THEN max(value, excluded.value) "
+            "ELSE value + excluded.value END",
             [(monitor_id, kind, name, delta) for kind, name, delta in deltas],
         )
 

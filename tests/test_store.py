@@ -128,6 +128,6 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
     assert len(listing["items"]) == 1
     assert registry.get_sample_value("integration_monitor_runs_total", runs) == 5
     assert registry.get_sample_value("integration_monitor_objects_total", objects) == 10
-    rows = await app[appkeys.STORE].load_runs(["ok"], ["ok"])
+    rows = await app[appkeys.STORE].load_runs(["ok"])
     counters = {(k, n): v for k, n, v in rows[0].counters}
     assert counters[("runs", "ok")] == 5 and counters[("objects", "created")] == 10
