@@ -16,8 +16,9 @@ from exporter.api import READ, add_routes
 from exporter.auth import Auth
 from exporter.config import Config, ConfigError, is_loopback
 from exporter.evaluator import Evaluator
+from exporter.exposition import Exposition
 from exporter.handling import check_roles, errors_middleware, json_response
-from exporter.metrics import build_registry
+from exporter.metrics import MonitorCollector, build_registry, service_registry
 from exporter.openapi import openapi_document
 from exporter.ping import add_ping_routes
 from exporter.records import MonitorSettings
@@ -29,6 +30,7 @@ from exporter.web import setup_status_page
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
+OPENMETRICS = "application/openmetrics-text"
 
 
 def check_bind(config: Config) -> None:
@@ -46,10 +48,9 @@ async def metrics(request: web.Request) -> web.Response:
     config = request.app[appkeys.CONFIG]
     if config.metrics.require_auth and request.app[appkeys.AUTH].enabled:
         check_roles(request, READ)
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return web.Response(
-        body=encoder(request.app[appkeys.REGISTRY]), headers={"Content-Type": content_type}
-    )
+    _, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = request.app[appkeys.EXPOSITION].render(content_type.startswith(OPENMETRICS))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -120,9 +121,10 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     app[appkeys.AUTH] = Auth(config.auth.tokens)
     app[appkeys.EVALUATOR] = evaluator
     app[appkeys.REPORTS] = Reports(store, state, buckets, clock, stats, evaluator.after_report)
-    app[appkeys.REGISTRY] = build_registry(
-        state, buckets, stats, config.evaluation.interval_seconds, store.size_bytes
-    )
+    monitors = MonitorCollector(state, buckets)
+    service = service_registry(state, stats, config.evaluation.interval_seconds, store.size_bytes)
+    app[appkeys.REGISTRY] = build_registry(monitors, service)
+    app[appkeys.EXPOSITION] = Exposition(state, monitors, service)
     add_routes(app)
     add_ping_routes(app)
     app.router.add_get("/metrics", metrics)

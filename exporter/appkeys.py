@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from exporter.auth import Auth
 from exporter.config import Config
 from exporter.evaluator import Evaluator
+from exporter.exposition import Exposition
 from exporter.reports import Reports
 from exporter.state import State
 from exporter.stats import ServiceStats
@@ -20,5 +21,6 @@ REPORTS = web.AppKey("reports", Reports)
 EVALUATOR = web.AppKey("evaluator", Evaluator)
 AUTH = web.AppKey("auth", Auth)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+EXPOSITION = web.AppKey("exposition", Exposition)
 STATS = web.AppKey("stats", ServiceStats)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -26,109 +22,132 @@ REPORT_KINDS = ("batch", "batch_update", "log", "ping")
 REPORT_OUTCOMES = ("stored", "duplicate", "rejected")
 
 
-def _gauge(name: str, doc: str, labels: Sequence[str] = ("key",)) -> GaugeMetricFamily:
-    return GaugeMetricFamily(P + name, doc, labels=list(labels))
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    type: str  # gauge, counter or histogram
+    doc: str
+    labels: tuple[str, ...] = ("key",)
+
+    def metric(self) -> Metric:
+        return Metric(P + self.name, self.doc, self.type)
+
+
+# The per-monitor families, in exposition order. Indexes below name them in `monitor_samples`.
+FAMILIES = (
+    Family("info", "gauge", "Monitor name and type; always 1.", ("key", "name", "type")),
+    Family("active", "gauge", "1 when the monitor is active (evaluated)."),
+    Family("created_timestamp_seconds", "gauge", "When the monitor was created."),
+    Family("alert_status", "gauge", "Current alert status, one series per status.",
+           ("key", "status")),
+    Family("alert_timestamp_seconds", "gauge", "When the alert status was last evaluated."),
+    Family("alert_interval_seconds", "gauge", "alert_interval in seconds; 0 is off."),
+    Family("alert_threshold", "gauge", "Minimum objects per run; 0 is off.", ("key", "operation")),
+    Family("last_run_status", "gauge", "Status of the latest run, one series per status.",
+           ("key", "status")),
+    Family("last_run_start_timestamp_seconds", "gauge", "Start of the latest run."),
+    Family("last_run_end_timestamp_seconds", "gauge", "End of the latest finished run."),
+    Family("last_success_timestamp_seconds", "gauge", "End of the latest successful run."),
+    Family("last_run_duration_seconds", "gauge", "Duration of the latest finished run."),
+    Family("last_run_objects", "gauge", "Objects of the latest finished run.",
+           ("key", "operation")),
+    Family("runs", "counter", "Finished runs by status.", ("key", "status")),
+    Family("logs", "counter", "Log messages by status.", ("key", "status")),
+    Family("objects", "counter", "Objects by operation, summed over runs.", ("key", "operation")),
+    Family("run_duration_seconds", "histogram", "Durations of finished batches."),
+)  # fmt: skip
+(INFO, ACTIVE, CREATED, ALERT, ALERT_TS, INTERVAL, THRESHOLD, LAST_STATUS, LAST_START, LAST_END,
+ LAST_OK, LAST_DURATION, LAST_OBJECTS, RUNS, LOGS, OBJECTS, DURATIONS) = range(17)  # fmt: skip
+assert len(FAMILIES) == DURATIONS + 1
+
+# (family index, sample name, labels (sorted by name, as the exposition writes them), value)
+Sample = tuple[int, str, tuple[tuple[str, str], ...], float]
+
+
+def monitor_samples(
+    ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
+) -> list[Sample]:
+    """Every sample of one monitor: the one definition of the per-monitor series."""
+    m, s = ms.monitor, ms.monitor.settings
+    key = ("key", m.integration_key)
+    name = [P + f.name for f in FAMILIES]
+    out: list[Sample] = [
+        (INFO, name[INFO], (key, ("name", s.name), ("type", s.type)), 1.0),
+        (ACTIVE, name[ACTIVE], (key,), 1.0 if s.active else 0.0),
+        (CREATED, name[CREATED], (key,), m.created_at),
+    ]
+    out += [
+        (ALERT, name[ALERT], (key, ("status", a)), 1.0 if m.alertstatus == a else 0.0)
+        for a in ALERT_STATUSES
+    ]
+    if m.alert_timestamp is not None:
+        out.append((ALERT_TS, name[ALERT_TS], (key,), m.alert_timestamp))
+    out.append((INTERVAL, name[INTERVAL], (key,), s.alert_interval * 60.0))
+    limits = (s.alert_no_creates_deceeds, s.alert_no_updates_deceeds, s.alert_no_deletes_deceeds)
+    out += [
+        (THRESHOLD, name[THRESHOLD], (key, ("operation", op)), float(limit))
+        for op, limit in zip(OPERATIONS, limits, strict=True)
+    ]
+    latest, done = ms.latest, ms.latest_finished
+    if latest is not None:
+        out += [
+            (LAST_STATUS, name[LAST_STATUS], (key, ("status", st)),
+             1.0 if latest.logstatus == st else 0.0)
+            for st in statuses
+        ]  # fmt: skip
+        out.append((LAST_START, name[LAST_START], (key,), latest.starttime))
+    if done is not None and done.endtime is not None:
+        out.append((LAST_END, name[LAST_END], (key,), done.endtime))
+    if ms.last_success is not None:
+        out.append((LAST_OK, name[LAST_OK], (key,), ms.last_success))
+    if done is not None:
+        if done.duration is not None:
+            out.append((LAST_DURATION, name[LAST_DURATION], (key,), done.duration))
+        counts = (done.no_created, done.no_updated, done.no_deleted)
+        out += [
+            (LAST_OBJECTS, name[LAST_OBJECTS], (key, ("operation", op)), float(n))
+            for op, n in zip(OPERATIONS, counts, strict=True)
+        ]
+    runs, logs = name[RUNS] + "_total", name[LOGS] + "_total"
+    out += [(RUNS, runs, (key, ("status", st)), ms.counter("runs", st)) for st in final]
+    out += [(LOGS, logs, (key, ("status", st)), ms.counter("logs", st)) for st in statuses]
+    out += [
+        (OBJECTS, name[OBJECTS] + "_total", (key, ("operation", op)), ms.counter("objects", op))
+        for op in OPERATIONS
+    ]
+    hist = name[DURATIONS]
+    cumulative = buckets.cumulative(ms)
+    out += [(DURATIONS, hist + "_bucket", (key, ("le", le)), n) for le, n in cumulative]
+    out.append((DURATIONS, hist + "_count", (key,), cumulative[-1][1]))
+    out.append((DURATIONS, hist + "_sum", (key,), ms.counter(DURATION, "sum")))
+    return out
 
 
 class MonitorCollector(Collector):
-    """Renders every monitor's series from the state; never touches the database."""
+    """Every monitor's series from the in-memory state; never touches the database."""
 
     def __init__(self, state: State, buckets: DurationBuckets) -> None:
         self._state = state
         self._buckets = buckets
 
-    def collect(self) -> Iterator[Metric]:
+    def statuses(self) -> tuple[list[str], list[str]]:
+        """All known statuses, and those that finish a run, sorted."""
         statuses = sorted(self._state.severities)
-        info = _gauge("info", "Monitor name and type; always 1.", ("key", "name", "type"))
-        active = _gauge("active", "1 when the monitor is active (evaluated).")
-        created = _gauge("created_timestamp_seconds", "When the monitor was created.")
-        alert = _gauge(
-            "alert_status", "Current alert status, one series per status.", ("key", "status")
-        )
-        alert_ts = _gauge("alert_timestamp_seconds", "When the alert status was last evaluated.")
-        interval = _gauge("alert_interval_seconds", "alert_interval in seconds; 0 is off.")
-        threshold = _gauge(
-            "alert_threshold", "Minimum objects per run; 0 is off.", ("key", "operation")
-        )
-        last_status = _gauge(
-            "last_run_status", "Status of the latest run, one series per status.", ("key", "status")
-        )
-        last_start = _gauge("last_run_start_timestamp_seconds", "Start of the latest run.")
-        last_end = _gauge("last_run_end_timestamp_seconds", "End of the latest finished run.")
-        last_ok = _gauge("last_success_timestamp_seconds", "End of the latest successful run.")
-        last_duration = _gauge("last_run_duration_seconds", "Duration of the latest finished run.")
-        last_objects = _gauge(
-            "last_run_objects", "Objects of the latest finished run.", ("key", "operation")
-        )
-        runs = CounterMetricFamily(P + "runs", "Finished runs by status.", labels=["key", "status"])
-        logs = CounterMetricFamily(P + "logs", "Log messages by status.", labels=["key", "status"])
-        objects = CounterMetricFamily(
-            P + "objects", "Objects by operation, summed over runs.", labels=["key", "operation"]
-        )
-        durations = HistogramMetricFamily(
-            P + "run_duration_seconds", "Durations of finished batches.", labels=["key"]
-        )
-        for key, ms in sorted(self._state.monitors.items()):
-            m = ms.monitor
-            s = m.settings
-            info.add_metric([key, s.name, s.type], 1)
-            active.add_metric([key], 1 if s.active else 0)
-            created.add_metric([key], m.created_at)
-            for alert_status in ALERT_STATUSES:
-                alert.add_metric([key, alert_status], 1 if m.alertstatus == alert_status else 0)
-            if m.alert_timestamp is not None:
-                alert_ts.add_metric([key], m.alert_timestamp)
-            interval.add_metric([key], s.alert_interval * 60)
-            for op, limit in zip(
-                OPERATIONS,
-                (
-                    s.alert_no_creates_deceeds,
-                    s.alert_no_updates_deceeds,
-                    s.alert_no_deletes_deceeds,
-                ),
-                strict=True,
-            ):
-                threshold.add_metric([key, op], limit)
-            if ms.latest is not None:
-                for status in statuses:
-                    last_status.add_metric([key, status], 1 if ms.latest.logstatus == status else 0)
-                last_start.add_metric([key], ms.latest.starttime)
-            done = ms.latest_finished
-            if done is not None:
-                if done.endtime is not None:
-                    last_end.add_metric([key], done.endtime)
-                if done.duration is not None:
-                    last_duration.add_metric([key], done.duration)
-                for op, n in zip(
-                    OPERATIONS, (done.no_created, done.no_updated, done.no_deleted), strict=True
-                ):
-                    last_objects.add_metric([key, op], n)
-            if ms.last_success is not None:
-                last_ok.add_metric([key], ms.last_success)
-            self._counters(key, ms, statuses, runs, logs, objects, durations)
-        yield from (info, active, created, alert, alert_ts, interval, threshold, last_status)
-        yield from (last_start, last_end, last_ok, last_duration, last_objects)
-        yield from (runs, logs, objects, durations)
+        return statuses, [st for st in statuses if self._state.is_final(st)]
 
-    def _counters(
-        self,
-        key: str,
-        ms: MonitorState,
-        statuses: Sequence[str],
-        runs: CounterMetricFamily,
-        logs: CounterMetricFamily,
-        objects: CounterMetricFamily,
-        durations: HistogramMetricFamily,
-    ) -> None:
-        for status in statuses:
-            if self._state.is_final(status):
-                runs.add_metric([key, status], ms.counter("runs", status))
-            logs.add_metric([key, status], ms.counter("logs", status))
-        for op in OPERATIONS:
-            objects.add_metric([key, op], ms.counter("objects", op))
-        durations.add_metric(
-            [key], self._buckets.cumulative(ms), sum_value=ms.counter(DURATION, "sum")
-        )
+    def samples(self, ms: MonitorState) -> list[Sample]:
+        statuses, final = self.statuses()
+        return monitor_samples(ms, statuses, final, self._buckets)
+
+    def collect(self) -> Iterator[Metric]:
+        families = [f.metric() for f in FAMILIES]
+        statuses, final = self.statuses()
+        for _, ms in sorted(self._state.monitors.items()):
+            for index, sample_name, labels, value in monitor_samples(
+                ms, statuses, final, self._buckets
+            ):
+                families[index].add_sample(sample_name, dict(labels), value)
+        yield from families
 
 
 class ServiceCollector(Collector):
@@ -203,17 +222,20 @@ class ServiceCollector(Collector):
         )
 
 
-def build_registry(
-    state: State,
-    buckets: DurationBuckets,
-    stats: ServiceStats,
-    evaluation_interval: float,
-    database_size: Callable[[], int],
+def service_registry(
+    state: State, stats: ServiceStats, evaluation_interval: float, database_size: Callable[[], int]
 ) -> CollectorRegistry:
-    """A fresh registry with the monitor, service, process and platform collectors."""
+    """The service's own metrics with the standard process and platform collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(state, buckets))
     registry.register(ServiceCollector(state, stats, evaluation_interval, database_size))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
+    return registry
+
+
+def build_registry(monitors: MonitorCollector, service: CollectorRegistry) -> CollectorRegistry:
+    """Everything /metrics shows, in one registry (monitor families first)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(monitors)
+    registry.register(service)
     return registry

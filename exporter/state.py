@@ -71,6 +71,7 @@ class State:
         self.severities = dict(severities)
         self.monitors: dict[str, MonitorState] = {}
         self._keys_by_id: dict[int, str] = {}
+        self.membership = 0  # bumped when a monitor is added or removed
 
     def load(self, rows: Iterable[MonitorRuns]) -> None:
         for row in rows:
@@ -91,6 +92,7 @@ class State:
         if ms is None:
             ms = self.monitors[monitor.integration_key] = MonitorState(monitor)
             self._keys_by_id[monitor.id] = monitor.integration_key
+            self.membership += 1
         else:
             ms.monitor = monitor
             ms.version += 1
@@ -100,6 +102,7 @@ class State:
         ms = self.monitors.pop(key, None)
         if ms is not None:
             self._keys_by_id.pop(ms.monitor.id, None)
+            self.membership += 1
 
     def severity(self, status: str) -> Severity:
         return severity_of(status, self.severities)

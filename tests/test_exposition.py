@@ -1,0 +1,42 @@
+"""The cached exposition equals prometheus_client's own rendering of the same collectors."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
+
+from exporter import appkeys
+from exporter.exposition import Exposition
+from exporter.metrics import MonitorCollector, build_registry
+from exporter.state import DurationBuckets
+from tests.conftest import Clock, Factory, put_monitor
+
+
+async def test_cached_text_equals_the_client_library_rendering(make_client: Factory) -> None:
+    clock = Clock()
+    client = await make_client(clock, statuses={"partial": "error", "queued": "running"})
+    await put_monitor(client, "crm", alert_interval=60, alert_no_creates_deceeds=5)
+    await put_monitor(client, "mail", name='Mail "weird" \\ one', type="message")
+    state = client.app[appkeys.STATE]
+    config = client.app[appkeys.CONFIG]
+    monitors = MonitorCollector(state, DurationBuckets(config.metrics.duration_buckets))
+    service = CollectorRegistry(auto_describe=False)  # no process metrics: they change by the ms
+    exposition = Exposition(state, monitors, service)
+    reference = build_registry(monitors, service)
+
+    def same() -> None:
+        assert exposition.render(False).decode() == generate_latest(reference).decode()
+        om = openmetrics.generate_latest(reference)  # type: ignore[no-untyped-call]
+        assert exposition.render(True) == om
+
+    same()
+    for body in ({"logstatus": "running"}, {"logstatus": "partial", "no_created": 2}):
+        response = await client.post("/api/v1/monitors/crm/batches", json=body)
+        assert response.status == 201
+        clock.advance(65)
+        same()
+    await client.post("/api/v1/monitors/mail/logs", json={"message": "m"})
+    same()
+    await client.delete("/api/v1/monitors/crm")
+    same()
+    assert "crm" not in exposition.render(False).decode()
