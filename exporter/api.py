@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from exporter import appkeys
-from exporter.config import KEY_PATTERN, Role
+from exporter.config import Role
 from exporter.errors import ApiError
 from exporter.handling import (
     Handler,
@@ -39,7 +39,7 @@ from exporter.models import (
     MonitorPatch,
     TransitionList,
 )
-from exporter.records import MonitorSettings
+from exporter.records import KEY_PATTERN, MonitorSettings
 from exporter.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
 
 PUSH: frozenset[Role] = frozenset({"push"})

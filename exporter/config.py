@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from exporter.models import MonitorBody
+from exporter.records import KEY_PATTERN
 from exporter.statuses import BUILTIN_STATUSES, Severity
 
-KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"
 Role = Literal["push", "read", "admin"]
 
 
@@ -107,17 +108,12 @@ class AuthConfig(_Section):
     )
 
 
-class MonitorConfig(_Section):
+class MonitorConfig(MonitorBody):
+    """A monitor declared in the file: the API's settings plus its key."""
+
     integration_key: str = Field(
         max_length=32, pattern=KEY_PATTERN, description="Unique key, the id in URLs."
     )
-    name: str = Field(max_length=32, description="Display name.")
-    type: Literal["batch", "message"] = Field("batch", description="batch or message.")
-    active: bool = Field(True, description="Inactive monitors are not evaluated.")
-    alert_interval: int = Field(0, ge=0, description="Minutes without a run before error; 0 off.")
-    alert_no_creates_deceeds: int = Field(0, ge=0, description="Minimum created objects; 0 off.")
-    alert_no_updates_deceeds: int = Field(0, ge=0, description="Minimum updated objects; 0 off.")
-    alert_no_deletes_deceeds: int = Field(0, ge=0, description="Minimum deleted objects; 0 off.")
 
 
 class Config(_Section):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from exporter.config import KEY_PATTERN
+from exporter.records import KEY_PATTERN
 
 # The original's text limits; reports are truncated to them, never rejected for length.
 TEXT_LIMITS = {"integrationid": 64, "logtext": 256, "errormsg": 1024, "message": 1024}

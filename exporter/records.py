@@ -8,6 +8,7 @@ from typing import Literal
 from exporter.statuses import AlertStatus
 
 MonitorType = Literal["batch", "message"]
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"  # integration_key: safe in URLs, ≤32
 OPERATIONS = ("created", "updated", "deleted")
 
 
