@@ -459,38 +459,48 @@ class Store:
     # -- start-up, health, retention ---------------------------------------------------------
 
     async def load_runs(self, finished_statuses: Sequence[str]) -> list[MonitorRuns]:
-        """Every monitor with its latest run, its latest finished run and its counters."""
+        """Every monitor with its latest run, its latest finished run and its counters.
+
+        A handful of statements whatever the number of monitors: each finds every monitor's
+        newest row through the (monitor, time, id) index.
+        """
         monitors = await self.list_monitors()
         counters: dict[int, list[tuple[str, str, float]]] = {}
         for mid, kind, name, value in await self._all(
             "SELECT monitor_id, kind, name, value FROM monitor_counter"
         ):
             counters.setdefault(mid, []).append((kind, name, value))
-        done = f"IN ({','.join('?' * len(finished_statuses))})"
-        out = []
-        for monitor in monitors:
-            latest: Batch | Log | None
-            finished: Batch | Log | None
-            if monitor.settings.type == "batch":
-                order = "ORDER BY b.starttime DESC, b.id DESC LIMIT 1"
-                base = f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = ?"
-                rows = await self._all(f"{base} {order}", (monitor.id,))
-                latest = _batch(rows[0]) if rows else None
-                rows = await self._all(
-                    f"{base} AND b.logstatus {done} {order}", (monitor.id, *finished_statuses)
-                )
-                finished = _batch(rows[0]) if rows else None
-            else:
-                order = "ORDER BY l.created_at DESC, l.id DESC LIMIT 1"
-                base = f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.monitor_id = ?"
-                rows = await self._all(f"{base} {order}", (monitor.id,))
-                latest = _log(rows[0]) if rows else None
-                rows = await self._all(
-                    f"{base} AND l.logstatus {done} {order}", (monitor.id, *finished_statuses)
-                )
-                finished = _log(rows[0]) if rows else None
-            out.append(MonitorRuns(monitor, latest, finished, counters.get(monitor.id, [])))
-        return out
+        done = f"AND x.logstatus IN ({','.join('?' * len(finished_statuses))})"
+        newest: dict[tuple[str, int], Batch | Log] = {}
+        for which, finished in (("latest", ""), ("finished", done)):
+            params = finished_statuses if finished else ()
+            for row in await self._all(
+                f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id IN (SELECT (SELECT x.id "
+                f"FROM integration_monitor_batch x WHERE x.monitor_id = m.id {finished} "
+                "ORDER BY x.starttime DESC, x.id DESC LIMIT 1) FROM integration_monitor m "
+                "WHERE m.type = 'batch')",
+                params,
+            ):
+                batch = _batch(row)
+                newest[(which, batch.monitor_id)] = batch
+            for row in await self._all(
+                f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.id IN (SELECT (SELECT x.id "
+                f"FROM integration_monitor_log x WHERE x.monitor_id = m.id {finished} "
+                "ORDER BY x.created_at DESC, x.id DESC LIMIT 1) FROM integration_monitor m "
+                "WHERE m.type = 'message')",
+                params,
+            ):
+                entry = _log(row)
+                newest[(which, entry.monitor_id)] = entry
+        return [
+            MonitorRuns(
+                m,
+                newest.get(("latest", m.id)),
+                newest.get(("finished", m.id)),
+                counters.get(m.id, []),
+            )
+            for m in monitors
+        ]
 
     async def check_writable(self) -> None:
         """Raise unless a write commits now."""
