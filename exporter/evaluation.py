@@ -10,6 +10,13 @@ from exporter.records import MonitorSettings, Run
 from exporter.statuses import AlertStatus, Severity
 
 ALERTTEXT_LIMIT = 256
+# Why a monitor is in error, as bounded words for labels (integration_monitor_alert_reason).
+NO_RECENT_RUN, RUN_TOO_LONG, LAST_RUN_FAILED, BELOW_THRESHOLD = REASON_KINDS = (
+    "no_recent_run",
+    "run_too_long",
+    "last_run_failed",
+    "below_threshold",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +24,7 @@ class Evaluation:
     alertstatus: AlertStatus
     alerttext: str
     reasons: tuple[str, ...]
+    kinds: frozenset[str] = frozenset()  # of REASON_KINDS
 
 
 def format_time(ts: float) -> str:
@@ -50,14 +58,14 @@ def _staleness(
     created_at: float,
     now: float,
     severities: Mapping[str, Severity],
-) -> str | None:
+) -> tuple[str, str] | None:
     interval = settings.alert_interval * 60
     if interval <= 0:
         return None
     noun = "batch" if settings.type == "batch" else "log"
     if latest is None:
         if now - created_at > interval:
-            return (
+            return NO_RECENT_RUN, (
                 f"No {noun} received in the last {format_span(interval)} "
                 f"(never reported; monitor created {format_time(created_at)})"
             )
@@ -66,12 +74,12 @@ def _staleness(
     if age <= interval:
         return None
     if severity_of(latest.logstatus, severities) == "running":
-        return (
+        return RUN_TOO_LONG, (
             f"Batch still running after {format_span(age)}, longer than the interval of "
             f"{format_span(interval)} (started {format_time(latest.starttime)})"
         )
     verb = "started" if settings.type == "batch" else "received"
-    return (
+    return NO_RECENT_RUN, (
         f"No {noun} {verb} in the last {format_span(interval)} "
         f"(last: {format_time(latest.starttime)})"
     )
@@ -127,17 +135,23 @@ def evaluate_monitor(
     4. error if any reason holds; else ok if the monitor ever reported; else notcalculated.
     """
     reasons: list[str] = []
+    kinds: set[str] = set()
     stale = _staleness(settings, latest, created_at, now, severities)
     if stale:
-        reasons.append(stale)
+        kinds.add(stale[0])
+        reasons.append(stale[1])
     failed = _result(settings, latest_finished, severities)
     if failed:
+        kinds.add(LAST_RUN_FAILED)
         reasons.append(failed)
-    reasons.extend(_thresholds(settings, latest_finished))
+    below = _thresholds(settings, latest_finished)
+    if below:
+        kinds.add(BELOW_THRESHOLD)
+        reasons.extend(below)
     if reasons:
         status: AlertStatus = "error"
     elif latest is not None:
         status = "ok"
     else:
         status = "notcalculated"
-    return Evaluation(status, join_reasons(tuple(reasons)), tuple(reasons))
+    return Evaluation(status, join_reasons(tuple(reasons)), tuple(reasons), frozenset(kinds))

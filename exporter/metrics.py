@@ -12,6 +12,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.evaluation import REASON_KINDS
 from exporter.records import OPERATIONS
 from exporter.state import DURATION, DurationBuckets, MonitorState, State
 from exporter.stats import ServiceStats
@@ -40,6 +41,8 @@ FAMILIES = (
     Family("created_timestamp_seconds", "gauge", "When the monitor was created."),
     Family("alert_status", "gauge", "Current alert status, one series per status.",
            ("key", "status")),
+    Family("alert_reason", "gauge", "Why the monitor is in error, one series per reason; 1 when "
+           "it holds.", ("key", "reason")),
     Family("alert_timestamp_seconds", "gauge", "When the alert status was last evaluated."),
     Family("alert_interval_seconds", "gauge", "alert_interval in seconds; 0 is off."),
     Family("alert_threshold", "gauge", "Minimum objects per run; 0 is off.", ("key", "operation")),
@@ -56,9 +59,9 @@ FAMILIES = (
     Family("objects", "counter", "Objects by operation, summed over runs.", ("key", "operation")),
     Family("run_duration_seconds", "histogram", "Durations of finished batches."),
 )  # fmt: skip
-(INFO, ACTIVE, CREATED, ALERT, ALERT_TS, INTERVAL, THRESHOLD, LAST_STATUS, LAST_START, LAST_END,
- LAST_OK, LAST_DURATION, LAST_OBJECTS, RUNS, LOGS, OBJECTS, DURATIONS) = range(17)  # fmt: skip
-assert len(FAMILIES) == DURATIONS + 1
+(INFO, ACTIVE, CREATED, ALERT, REASON, ALERT_TS, INTERVAL, THRESHOLD, LAST_STATUS, LAST_START,
+ LAST_END, LAST_OK, LAST_DURATION, LAST_OBJECTS, RUNS, LOGS, OBJECTS, DURATIONS) = range(
+    len(FAMILIES))  # fmt: skip
 
 # (family index, sample name, labels (sorted by name, as the exposition writes them), value)
 Sample = tuple[int, str, tuple[tuple[str, str], ...], float]
@@ -79,6 +82,10 @@ def monitor_samples(
     out += [
         (ALERT, name[ALERT], (key, ("status", a)), 1.0 if m.alertstatus == a else 0.0)
         for a in ALERT_STATUSES
+    ]
+    out += [
+        (REASON, name[REASON], (key, ("reason", r)), 1.0 if r in ms.reason_kinds else 0.0)
+        for r in REASON_KINDS
     ]
     if m.alert_timestamp is not None:
         out.append((ALERT_TS, name[ALERT_TS], (key,), m.alert_timestamp))

@@ -26,6 +26,7 @@ class MonitorState:
     latest_finished: Run | None = None
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    reason_kinds: frozenset[str] = frozenset()
     version: int = 0  # bumped on every change, for caches of rendered output
 
     def counter(self, kind: str, name: str) -> float:
@@ -141,6 +142,7 @@ class State:
             return None
         old = ms.monitor
         ms.reasons = result.reasons
+        ms.reason_kinds = result.kinds
         ms.monitor = Monitor(
             old.id,
             old.integration_key,

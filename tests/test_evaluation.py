@@ -100,6 +100,7 @@ def test_never_reported_past_interval_since_creation_is_error() -> None:
         "No batch received in the last 60 min "
         "(never reported; monitor created 2026-11-28 10:00 UTC)"
     )
+    assert result.kinds == {"no_recent_run"}
 
 
 # --- staleness and running batches ---------------------------------------------------------
@@ -130,6 +131,7 @@ def test_running_batch_past_interval_is_error() -> None:
         "Batch still running after 2 h 15 min, longer than the interval of 60 min "
         "(started 2026-11-28 09:15 UTC)"
     )
+    assert result.kinds == {"run_too_long"}
 
 
 def test_running_batch_within_interval_is_ok() -> None:
@@ -152,6 +154,7 @@ def test_error_batch_text_is_its_errormsg() -> None:
         "error",
         "Last batch failed (error): CRM API answered 502",
         ("Last batch failed (error): CRM API answered 502",),
+        frozenset({"last_run_failed"}),
     )
 
 
@@ -203,7 +206,9 @@ def test_threshold_below_is_error(setting: str, counts: tuple[int, int, int], te
     created, updated, deleted = counts
     run = batch("ok", created=created, updated=updated, deleted=deleted)
     limit: dict[str, Any] = {setting: 10}
-    assert evaluate(run, **limit) == Evaluation("error", text, (text,))
+    assert evaluate(run, **limit) == Evaluation(
+        "error", text, (text,), frozenset({"below_threshold"})
+    )
 
 
 @pytest.mark.parametrize(
