@@ -298,3 +298,13 @@ async def test_custom_statuses_are_accepted(make_client: Factory) -> None:
     assert (await _json(response, 201))["batch"]["endtime"] is not None
     monitor = await _json(await client.get("/api/v1/monitors/crm"), 200)
     assert monitor["alertstatus"] == "error"
+
+
+async def test_store_not_writable_is_503(client: Client) -> None:
+    from exporter import appkeys
+
+    await put_monitor(client, "crm")
+    await client.app[appkeys.STORE].writer.close()  # as during shutdown
+    await _error(await client.get("/readyz"), 503, "unavailable")
+    await _error(await client.post("/api/v1/monitors/crm/batches", json={}), 503, "unavailable")
+    assert (await client.get("/healthz")).status == 200

@@ -134,3 +134,14 @@ def test_check_config_command(tmp_path: Path) -> None:
     )
     assert good.returncode == 0, good.stderr
     assert '"port": 9812' in good.stdout
+
+
+def test_serve_refuses_other_addresses_without_tokens(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n")
+    command = [sys.executable, "-m", "exporter", "serve", "--config", str(config)]
+    command += ["--host", "0.0.0.0", "--database", str(tmp_path / "x.db")]
+    refused = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert refused.returncode == 2
+    assert "refusing to start" in refused.stderr and "auth.tokens is empty" in refused.stderr
+    assert not (tmp_path / "x.db").exists()
