@@ -132,7 +132,7 @@ class Reports:
             **texts,
         )
         stored = await self._store.create_batch(
-            ms.monitor.id, new, now, cut, idempotency, self.batch_deltas
+            ms.monitor.id, key, new, now, cut, idempotency, self.batch_deltas
         )
         if not stored.replayed:
             self._state.apply_batch(stored.record, self.batch_deltas(None, stored.record))
@@ -216,7 +216,9 @@ class Reports:
         )
         new = NewLog(batch_id=body.batch_id, logstatus=body.logstatus, **texts)
         deltas = self._log_deltas(ms, body.logstatus, now)
-        stored = await self._store.create_log(ms.monitor.id, new, now, cut, idempotency, deltas)
+        stored = await self._store.create_log(
+            ms.monitor.id, key, new, now, cut, idempotency, deltas
+        )
         if not stored.replayed:
             self._state.apply_log(stored.record, deltas)
             self._after_report(ms)

@@ -24,13 +24,20 @@ class GroupCommitWriter:
     While a group commits, new writes queue; the next group takes all of them (up to
     `max_group`), so under load one commit (one fsync) covers many reports. Each operation runs
     inside its own SAVEPOINT: one that raises is rolled back alone and its caller gets the
-    exception, the others of its group still commit. A caller's future resolves only after the
-    COMMIT returned.
+    exception, the others of its group still commit. `before_commit` runs last inside each
+    group's transaction (the store writes its merged counters there). A caller's future resolves
+    only after the COMMIT returned.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], max_group: int) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        max_group: int,
+        before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self._connect = connect
         self._max_group = max_group
+        self._before_commit = before_commit
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._conn: sqlite3.Connection | None = None
@@ -109,6 +116,8 @@ class GroupCommitWriter:
                     conn.execute("ROLLBACK TO op")
                     results.append(exc)
                 conn.execute("RELEASE op")
+            if self._before_commit is not None:
+                self._before_commit(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -57,7 +57,9 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
         monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
         await asyncio.gather(
             *(
-                store.create_batch(monitor.id, _batch(start=T0 + i), T0, (), None, _no_deltas)
+                store.create_batch(
+                    monitor.id, "crm", _batch(start=T0 + i), T0, (), None, _no_deltas
+                )
                 for i in range(200)
             )
         )
@@ -75,8 +77,10 @@ async def test_a_failing_write_does_not_sink_its_group(tmp_path: Path) -> None:
     await store.open()
     try:
         monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-        good = store.create_batch(monitor.id, _batch(), T0, (), None, _no_deltas)
-        bad = store.create_batch(9999, _batch(), T0, (), None, _no_deltas)  # no such monitor
+        good = store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+        bad = store.create_batch(
+            9999, "gone", _batch(), T0, (), None, _no_deltas
+        )  # no such monitor
         results = await asyncio.gather(good, bad, return_exceptions=True)
         assert not isinstance(results[0], BaseException)
         assert isinstance(results[1], sqlite3.IntegrityError)
@@ -91,7 +95,9 @@ async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     await store.open()
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
     pending = [
-        asyncio.ensure_future(store.create_batch(monitor.id, _batch(), T0, (), None, _no_deltas))
+        asyncio.ensure_future(
+            store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+        )
         for _ in range(50)
     ]
     await asyncio.sleep(0)
@@ -131,3 +137,23 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
     rows = await app[appkeys.STORE].load_runs(["ok"])
     counters = {(k, n): v for k, n, v in rows[0].counters}
     assert counters[("runs", "ok")] == 5 and counters[("objects", "created")] == 10
+
+
+async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "d.db"))
+    await store.open()
+    try:
+        keep, _ = await store.put_monitor("keep", MonitorSettings("Keep"), T0)
+        gone, _ = await store.put_monitor("gone", MonitorSettings("Gone"), T0)
+        writes = [
+            store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
+            store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
+            store.create_batch(gone.id, "gone", _batch(), T0, (), None, _no_deltas),
+            store.delete_monitor("gone"),
+        ]
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)]
+        rows = {r.monitor.integration_key: r.counters for r in await store.load_runs(["ok"])}
+        assert rows == {"keep": [("runs", "ok", 2.0)]}
+    finally:
+        await store.close()
