@@ -1,0 +1,642 @@
+"""The status page: every monitor at a glance, a page per monitor, badges, and a login form.
+
+Server-rendered HTML (Jinja2, autoescaped). The overview reads the in-memory state only; a
+monitor's page reads its recent history from the store. A small script refreshes the overview's
+rows every 15 seconds; everything else works with JavaScript off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from exporter import appkeys
+from exporter.api import READ
+from exporter.auth import bearer
+from exporter.badge import COLOURS, badge_for, render_badge
+from exporter.charts import ChartRun, counts_chart, duration_chart, short_span, status_strip
+from exporter.errors import ApiError
+from exporter.evaluation import format_span, format_time, severity_of
+from exporter.handling import Handler, json_response, query_int
+from exporter.models import iso
+from exporter.records import Batch, Log, Transition
+from exporter.state import MonitorState, State
+from exporter.statuses import Severity
+
+HERE = Path(__file__).parent
+COOKIE = "im_token"
+COOKIE_MAX_AGE = 30 * 86400
+STATUS_ORDER = {"error": 0, "notcalculated": 1, "ok": 2}
+STATUS_LABELS = {"error": "Error", "notcalculated": "Not calculated", "ok": "OK"}
+REFRESH_SECONDS = 15
+CHART_RUNS = 50
+TABLE_RUNS = 20
+LOGS_PER_BATCH = 50
+TRANSITIONS = 20
+QUERY_LIMIT = 100
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HTML_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+# -- view models ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """A time as the page shows it: relative to the page's `now`, absolute, and ISO."""
+
+    iso: str
+    relative: str
+    absolute: str
+
+
+def stamp(ts: float | None, now: float) -> Stamp | None:
+    if ts is None:
+        return None
+    delta = now - ts
+    if abs(delta) < 5:
+        relative = "just now"
+    elif delta > 0:
+        relative = f"{format_span(delta)} ago"
+    else:
+        relative = f"in {format_span(-delta)}"
+    return Stamp(iso(ts) or "", relative, format_time(ts))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One monitor in the overview."""
+
+    key: str
+    name: str
+    type: str
+    active: bool
+    status: str
+    status_label: str
+    alerttext: str
+    last_run: Stamp | None
+    last_status: str
+    last_severity: str
+    duration: str
+    created: str
+    updated: str
+    deleted: str
+
+
+def overview_row(ms: MonitorState, now: float, severities: Mapping[str, Severity]) -> Row:
+    m, latest, finished = ms.monitor, ms.latest, ms.latest_finished
+    duration = ""
+    if latest is not None:
+        if severity_of(latest.logstatus, severities) == "running":
+            duration = f"running {short_span(max(0.0, now - latest.starttime))}"
+        elif latest.duration is not None:
+            duration = short_span(latest.duration)
+    counts = ("", "", "")
+    if m.settings.type == "batch" and finished is not None and finished.kind == "batch":
+        counts = (
+            f"{finished.no_created:,}",
+            f"{finished.no_updated:,}",
+            f"{finished.no_deleted:,}",
+        )
+    return Row(
+        key=m.integration_key,
+        name=m.settings.name,
+        type=m.settings.type,
+        active=m.settings.active,
+        status=m.alertstatus,
+        status_label=STATUS_LABELS[m.alertstatus],
+        alerttext=m.alerttext,
+        last_run=stamp(latest.starttime, now) if latest else None,
+        last_status=latest.logstatus if latest else "",
+        last_severity=severity_of(latest.logstatus, severities) if latest else "",
+        duration=duration,
+        created=counts[0],
+        updated=counts[1],
+        deleted=counts[2],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    rows: list[Row]
+    counts: dict[str, int]  # per alert status, of the monitors matching the search
+    matched: int
+    total: int
+
+
+def build_overview(state: State, now: float, status: str | None, query: str) -> Overview:
+    """The monitors matching `query` (name or key) and `status`, errors first, then by name."""
+    needle = query.casefold()
+    matched = [
+        ms
+        for ms in state.monitors.values()
+        if needle in ms.monitor.settings.name.casefold()
+        or needle in ms.monitor.integration_key.casefold()
+    ]
+    counts = dict.fromkeys(STATUS_ORDER, 0)
+    for ms in matched:
+        counts[ms.monitor.alertstatus] += 1
+    if status is not None:
+        matched = [ms for ms in matched if ms.monitor.alertstatus == status]
+    matched.sort(
+        key=lambda ms: (
+            STATUS_ORDER[ms.monitor.alertstatus],
+            ms.monitor.settings.name.casefold(),
+            ms.monitor.integration_key,
+        )
+    )
+    rows = [overview_row(ms, now, state.severities) for ms in matched]
+    return Overview(rows, counts, sum(counts.values()), len(state.monitors))
+
+
+@dataclass(frozen=True, slots=True)
+class LogView:
+    id: int
+    at: Stamp
+    status: str
+    severity: str
+    integrationid: str
+    logtext: str
+    errormsg: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    id: int
+    status: str
+    severity: str
+    start: Stamp
+    end: Stamp | None
+    duration: str
+    created: int
+    updated: int
+    deleted: int
+    integrationid: str
+    logtext: str
+    errormsg: str
+    logs: list[LogView]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionView:
+    at: Stamp
+    old: str
+    old_label: str
+    new: str
+    new_label: str
+    reason: str
+
+
+def log_view(entry: Log, now: float, severities: Mapping[str, Severity]) -> LogView:
+    return LogView(
+        entry.id,
+        stamp(entry.created_at, now) or Stamp("", "", ""),
+        entry.logstatus,
+        severity_of(entry.logstatus, severities),
+        entry.integrationid,
+        entry.logtext,
+        entry.errormsg,
+        entry.message,
+    )
+
+
+def batch_view(
+    batch: Batch, logs: list[Log], now: float, severities: Mapping[str, Severity]
+) -> BatchView:
+    severity = severity_of(batch.logstatus, severities)
+    if batch.duration is not None:
+        duration = short_span(batch.duration)
+    elif severity == "running":
+        duration = f"running {short_span(max(0.0, now - batch.starttime))}"
+    else:
+        duration = ""
+    return BatchView(
+        batch.id,
+        batch.logstatus,
+        severity,
+        stamp(batch.starttime, now) or Stamp("", "", ""),
+        stamp(batch.endtime, now),
+        duration,
+        batch.no_created,
+        batch.no_updated,
+        batch.no_deleted,
+        batch.integrationid,
+        batch.logtext,
+        batch.errormsg,
+        [log_view(x, now, severities) for x in logs],
+    )
+
+
+def transition_view(t: Transition, now: float) -> TransitionView:
+    return TransitionView(
+        stamp(t.at, now) or Stamp("", "", ""),
+        t.old_status,
+        STATUS_LABELS[t.old_status],
+        t.new_status,
+        STATUS_LABELS[t.new_status],
+        t.reason,
+    )
+
+
+def _off_or(value: int, unit: str = "") -> str:
+    return "off" if value <= 0 else f"{value:,}{unit}"
+
+
+def settings_view(ms: MonitorState, now: float) -> list[tuple[str, str, Stamp | None]]:
+    """The monitor's settings and times as (label, text, time) rows of a definition list."""
+    m, s = ms.monitor, ms.monitor.settings
+    interval = "off" if s.alert_interval <= 0 else format_span(s.alert_interval * 60)
+    rows: list[tuple[str, str, Stamp | None]] = [
+        ("Type", s.type, None),
+        ("Active", "yes" if s.active else "no (not evaluated)", None),
+        ("Alert interval", interval, None),
+    ]
+    if s.type == "batch":
+        rows += [
+            ("Minimum created", _off_or(s.alert_no_creates_deceeds), None),
+            ("Minimum updated", _off_or(s.alert_no_updates_deceeds), None),
+            ("Minimum deleted", _off_or(s.alert_no_deletes_deceeds), None),
+        ]
+    rows += [
+        ("Created", "", stamp(m.created_at, now)),
+        ("Settings changed", "", stamp(m.updated_at, now)),
+    ]
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRun:
+    """The monitor's latest run as its status card sums it up."""
+
+    status: str
+    severity: str
+    start: Stamp
+    duration: str
+    counts: str
+
+
+def latest_run(
+    ms: MonitorState, now: float, severities: Mapping[str, Severity]
+) -> LatestRun | None:
+    run = ms.latest
+    if run is None:
+        return None
+    row = overview_row(ms, now, severities)
+    counts = ""
+    if run.kind == "batch" and severity_of(run.logstatus, severities) != "running":
+        counts = (
+            f"{run.no_created:,} created, {run.no_updated:,} updated, {run.no_deleted:,} deleted"
+        )
+    return LatestRun(
+        run.logstatus,
+        row.last_severity,
+        stamp(run.starttime, now) or Stamp("", "", ""),
+        row.duration,
+        counts,
+    )
+
+
+def chart_runs(runs: Sequence[Batch | Log], severities: Mapping[str, Severity]) -> list[ChartRun]:
+    """Oldest first, as charts read left to right."""
+    out = []
+    for run in reversed(runs):
+        if isinstance(run, Batch):
+            out.append(
+                ChartRun(
+                    format_time(run.starttime),
+                    severity_of(run.logstatus, severities),
+                    run.logstatus,
+                    run.duration,
+                    run.no_created,
+                    run.no_updated,
+                    run.no_deleted,
+                )
+            )
+        else:
+            out.append(
+                ChartRun(
+                    format_time(run.created_at),
+                    severity_of(run.logstatus, severities),
+                    run.logstatus,
+                    None,
+                    0,
+                    0,
+                    0,
+                )
+            )
+    return out
+
+
+# -- access -----------------------------------------------------------------------------------
+
+
+def authorize(request: web.Request) -> None:
+    """Let the request through with a read token: a bearer header, else the login cookie."""
+    auth = request.app[appkeys.AUTH]
+    if not auth.enabled:
+        return
+    header = request.headers.get("Authorization")
+    secret = bearer(header) if header is not None else request.cookies.get(COOKIE)
+    found = auth.identify(secret)
+    if found is None:
+        raise ApiError(401, "unauthorized", "A valid token with the read role is required")
+    if not READ & found[1]:
+        raise ApiError(403, "forbidden", f"Token {found[0]!r} lacks the read role")
+
+
+def safe_next(target: str | None) -> str:
+    """A redirect target on this site only: a path, never //host or a scheme."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 for c in target)
+    ):
+        return "/"
+    return target
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    auth = request.app[appkeys.AUTH]
+    context.setdefault("show_logout", auth.enabled and COOKIE in request.cookies)
+    text = aiohttp_jinja2.render_string(template, request, context)
+    response = web.Response(text=text, status=status, content_type="text/html")
+    response.headers.update(HTML_HEADERS)
+    response.enable_compression()
+    return response
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def error_page(request: web.Request, error: ApiError) -> web.Response:
+    titles = {401: "Sign in required", 403: "Forbidden", 404: "Not found"}
+    response = render(
+        request,
+        "error.html",
+        {"title": titles.get(error.status, "Error"), "message": error.message},
+        error.status,
+    )
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def page(handler: Handler) -> Handler:
+    """Serve an HTML page: errors become HTML pages; no credentials at all, the login form."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            if exc.status == 401 and "Authorization" not in request.headers:
+                return _redirect("/login?" + urlencode({"next": request.path_qs}))
+            return error_page(request, exc)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def _filters(request: web.Request) -> tuple[str | None, str]:
+    status = request.query.get("status")
+    if status not in STATUS_ORDER:
+        status = None
+    return status, request.query.get("q", "").strip()[:QUERY_LIMIT]
+
+
+def _href(path: str, **params: str | int | None) -> str:
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{path}?{query}" if query else path
+
+
+def _overview_context(request: web.Request) -> dict[str, Any]:
+    status, query = _filters(request)
+    state, now = request.app[appkeys.STATE], request.app[appkeys.CLOCK]()
+    overview = build_overview(state, now, status, query)
+    refresh = query_int(request, "refresh", REFRESH_SECONDS, 2, 3600)
+    tabs = [
+        ("All", None, overview.matched),
+        *((STATUS_LABELS[s], s, overview.counts[s]) for s in STATUS_ORDER),
+    ]
+    evaluated = request.app[appkeys.STATS].evaluation_last
+    return {
+        "overview": overview,
+        "status": status,
+        "q": query,
+        "tabs": [
+            (label, value, count, _href("/", status=value, q=query), value == status)
+            for label, value, count in tabs
+        ],
+        "refresh_seconds": refresh,
+        "refresh_url": _href("/ui/rows", status=status, q=query),
+        "rendered": stamp(now, now),
+        "evaluated": stamp(evaluated, now),
+    }
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+@page
+async def overview(request: web.Request) -> web.StreamResponse:
+    """Every monitor, errors first; ?status= and ?q= filter."""
+    authorize(request)
+    return render(request, "overview.html", _overview_context(request))
+
+
+async def overview_fragment(request: web.Request) -> web.StreamResponse:
+    """The overview's live part alone, for the refresh script."""
+    authorize(request)
+    return render(request, "_live.html", _overview_context(request))
+
+
+@page
+async def monitor_page(request: web.Request) -> web.StreamResponse:
+    """One monitor: settings, status and reasons, charts, recent runs, transitions."""
+    authorize(request)
+    key = request.match_info["key"]
+    state, store = request.app[appkeys.STATE], request.app[appkeys.STORE]
+    ms = state.get(key)
+    if ms is None:
+        raise ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
+    now = request.app[appkeys.CLOCK]()
+    m, sev = ms.monitor, state.severities
+    batches: list[BatchView] = []
+    logs: list[LogView] = []
+    if m.settings.type == "batch":
+        recent = await store.list_batches(m.id, CHART_RUNS, None)
+        for b in recent[:TABLE_RUNS]:
+            batch_logs = await store.list_logs(None, LOGS_PER_BATCH, None, batch_id=b.id)
+            batches.append(batch_view(b, batch_logs, now, sev))
+        runs = chart_runs(recent, sev)
+        charts = [
+            ("Run duration", duration_chart(runs), ()),
+            ("Objects per run", counts_chart(runs), ("created", "updated", "deleted")),
+        ]
+    else:
+        recent_logs = await store.list_logs(m.id, CHART_RUNS, None)
+        logs = [log_view(x, now, sev) for x in recent_logs[:TABLE_RUNS]]
+        charts = [("Recent logs", status_strip(chart_runs(recent_logs, sev)), ())]
+    transitions = await store.list_transitions(m.id, TRANSITIONS)
+    base = request.app[appkeys.CONFIG].server.base_url.rstrip("/")
+    base = base or f"{request.scheme}://{request.host}"
+    return render(
+        request,
+        "monitor.html",
+        {
+            "m": m,
+            "status_label": STATUS_LABELS[m.alertstatus],
+            "reasons": list(ms.reasons) or ([m.alerttext] if m.alerttext else []),
+            "settings": settings_view(ms, now),
+            "latest": latest_run(ms, now, sev),
+            "last_success": stamp(ms.last_success, now),
+            "evaluated": stamp(m.alert_timestamp, now),
+            "charts": charts,
+            "batches": batches,
+            "logs": logs,
+            "transitions": [transition_view(t, now) for t in transitions],
+            "badge_url": f"{base}/badge/{key}.svg",
+            "page_url": f"{base}/monitors/{key}",
+        },
+    )
+
+
+def _wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "image/" not in accept
+
+
+def _badge_response(label: str, message: str, colour: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=render_badge(label, message, COLOURS[colour]),
+        status=status,
+        content_type="image/svg+xml",
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": "default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def badge(request: web.Request) -> web.StreamResponse:
+    """A shields-style badge: the monitor's name and alert status."""
+    key = request.match_info["key"]
+    try:
+        authorize(request)
+        ms = request.app[appkeys.STATE].get(key)
+        if ms is None:
+            raise ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
+    except ApiError as exc:
+        if _wants_json(request):
+            return json_response(exc.body(), exc.status)
+        message = {401: "sign in required", 403: "forbidden"}.get(exc.status, "not found")
+        return _badge_response(key, message, "unknown", exc.status)
+    message, colour = badge_for(ms.monitor)
+    return _badge_response(ms.monitor.settings.name, message, colour)
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if not request.app[appkeys.AUTH].enabled:
+        return _redirect("/")
+    context = {"next": safe_next(request.query.get("next")), "error": None}
+    return render(request, "login.html", context)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check a token for the read role; keep it in an HttpOnly, SameSite=Strict cookie."""
+    auth = request.app[appkeys.AUTH]
+    if not auth.enabled:
+        return _redirect("/")
+    form = await request.post()
+    target = safe_next(str(form.get("next", "")))
+    if not _same_origin(request):
+        return error_page(request, ApiError(403, "forbidden", "Cross-site sign-in refused"))
+    token = str(form.get("token", "")).strip()
+    found = auth.identify(token) if token else None
+    problem = None
+    if found is None:
+        problem = (401, "That token is not valid.")
+    elif not READ & found[1]:
+        problem = (403, f"Token {found[0]!r} lacks the read role.")
+    if problem is not None:
+        context = {"next": target, "error": problem[1]}
+        return render(request, "login.html", context, problem[0])
+    response = _redirect(target)
+    config = request.app[appkeys.CONFIG]
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure or config.server.base_url.startswith("https:"),
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = _redirect("/login" if request.app[appkeys.AUTH].enabled else "/")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+def _asset_version() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((HERE / "static").iterdir()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def setup_status_page(app: web.Application) -> None:
+    """Register the status page's routes, its templates and its static files."""
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        default_helpers=False,
+    )
+    env.globals["asset_version"] = _asset_version()
+    app.router.add_get("/", overview)
+    app.router.add_get("/ui/rows", overview_fragment)
+    app.router.add_get("/monitors/{key}", monitor_page)
+    app.router.add_get("/badge/{key}.svg", badge)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_get("/logout", logout)
+    app.router.add_post("/logout", logout)
+    app.router.add_static("/static/", HERE / "static", name="static")
