@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,16 +13,12 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.service import free_port
+
 CONFIG = """
 monitors:
   - {integration_key: crm, name: CRM}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
@@ -35,7 +30,7 @@ def _start(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
 
 
-async def _wait_ready(url: str, deadline: float = 20.0) -> None:
+async def _wait_ready(url: str, deadline: float = 60.0) -> None:
     end = time.monotonic() + deadline
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < end:
@@ -66,7 +61,7 @@ async def _load(url: str, acknowledged: set[str], stop: asyncio.Event, worker: i
 
 
 async def _kill_under_load(tmp_path: Path, sig: signal.Signals) -> tuple[set[str], int]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = _start(tmp_path, port)
     try:
@@ -101,7 +96,7 @@ def _stored(tmp_path: Path) -> tuple[set[str], float]:
 
 
 async def _restart_and_count(tmp_path: Path) -> float:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = _start(tmp_path, port)
     try:
