@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import queue
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,8 @@ from typing import IO, Any
 
 import pytest
 import yaml
+
+from tests.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "integration-monitor.rules.yml"
@@ -50,13 +51,6 @@ def binary(name: str) -> str:
     if not Path(found).exists():
         pytest.fail(f"{name} is not installed (scripts/install-system-deps.sh)", pytrace=False)
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http(method: str, url: str, body: Any = None) -> Any:

@@ -8,10 +8,8 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,8 +33,8 @@ from exporter.client import (
     fetch_integration_monitor,
     update_integration_monitor_batch,
 )
+from tests.service import Service
 
-STARTUP_SECONDS = 30.0
 FAST_RETRIES: dict[str, Any] = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 
 
@@ -50,115 +48,6 @@ auth:
     - {{name: dashboard, token: {READ_TOKEN}, roles: [read]}}
     - {{name: ops, token: {ADMIN_TOKEN}, roles: [admin, read]}}
 """
-
-
-def _call(
-    url: str, method: str = "GET", body: Any = None, token: str | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            status, raw = exc.code, exc.read()
-        finally:
-            exc.close()
-    return status, json.loads(raw) if raw else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Service:
-    """The real service in a subprocess, and what the tests ask it directly."""
-
-    def __init__(
-        self, directory: Path, config_text: str = "{}\n", token: str | None = None
-    ) -> None:
-        self._token = token
-        config = directory / "config.yaml"
-        config.write_text(config_text)
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self._log_path = directory / "service.log"
-        self._log = self._log_path.open("wb")
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--database",
-                str(directory / "im.db"),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"the service exited at start:\n{self.output()}")
-            try:
-                if _call(self.url + "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"the service did not answer /healthz in {STARTUP_SECONDS}s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self._log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._log.close()
-
-    def new_monitor(self, type_: str = "batch") -> str:
-        key = f"t-{uuid.uuid4().hex[:16]}"
-        status, body = _call(
-            f"{self.url}/api/v1/monitors/{key}",
-            "PUT",
-            {"name": key[:32], "type": type_},
-            self._token,
-        )
-        assert status == 201, body
-        return key
-
-    def get(self, path: str) -> Any:
-        status, body = _call(self.url + path, token=self._token)
-        assert status == 200, body
-        return body
-
-    def batches(self, key: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.get(f"/api/v1/monitors/{key}/batches")["items"]
-        return items
-
-    def logs(self, key: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.get(f"/api/v1/monitors/{key}/logs")["items"]
-        return items
-
-    def batch(self, batch_id: int) -> dict[str, Any]:
-        body: dict[str, Any] = self.get(f"/api/v1/batches/{batch_id}")
-        return body
 
 
 @pytest.fixture(scope="module")

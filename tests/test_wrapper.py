@@ -8,18 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from exporter import wrapper
+from tests.service import Service
 
-STARTUP_SECONDS = 30.0
 COMMAND_SECONDS = 60.0
 PUSH_TOKEN = "push-token-0123456789"
 ADMIN_TOKEN = "admin-token-0123456789"
@@ -31,89 +27,9 @@ auth:
 """
 
 
-def _call(
-    url: str, method: str = "GET", body: Any = None, token: str | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            status, raw = exc.code, exc.read()
-        finally:
-            exc.close()
-    return status, json.loads(raw) if raw else None
-
-
-class Service:
-    """The real service in a subprocess on a temporary database."""
-
-    def __init__(
-        self, directory: Path, config_text: str = "{}\n", token: str | None = None
-    ) -> None:
-        self._token = token
-        config = directory / "config.yaml"
-        config.write_text(config_text)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self._log_path = directory / "service.log"
-        self._log = self._log_path.open("wb")
-        command = [sys.executable, "-m", "exporter", "serve", "--config", str(config)]
-        command += ["--port", str(port), "--database", str(directory / "im.db")]
-        self._proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"the service exited at start:\n{self._output()}")
-            try:
-                if _call(self.url + "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"the service did not answer /healthz in time:\n{self._output()}")
-
-    def _output(self) -> str:
-        return self._log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._log.close()
-
-    def new_monitor(self) -> str:
-        key = f"w-{uuid.uuid4().hex[:16]}"
-        url = f"{self.url}/api/v1/monitors/{key}"
-        status, body = _call(url, "PUT", {"name": key}, self._token)
-        assert status == 201, body
-        return key
-
-    def only_batch(self, key: str) -> dict[str, Any]:
-        status, body = _call(f"{self.url}/api/v1/monitors/{key}/batches", token=self._token)
-        assert status == 200, body
-        [batch] = body["items"]
-        status, body = _call(f"{self.url}/api/v1/batches/{batch['id']}", token=self._token)
-        assert status == 200, body
-        stored: dict[str, Any] = body["batch"]
-        return stored
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("service"))
+    running = Service(tmp_path_factory.mktemp("service"), key_prefix="w-")
     yield running
     running.stop()
 
@@ -277,7 +193,7 @@ def test_the_token_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("IM_TOKEN", raising=False)
-    secured = Service(tmp_path, SECURED_CONFIG, ADMIN_TOKEN)
+    secured = Service(tmp_path, SECURED_CONFIG, ADMIN_TOKEN, key_prefix="w-")
     try:
         key = secured.new_monitor()
         assert run(secured, key, python("pass")) == 2
