@@ -14,7 +14,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
-from exporter.metrics import FAMILIES, MonitorCollector, P, Sample
+from exporter.metrics import (
+    EVALUATION_FAMILIES,
+    FAMILIES,
+    MonitorCollector,
+    P,
+    Sample,
+    evaluation_samples,
+)
 from exporter.state import MonitorState, State
 
 _go_float: Callable[[float], str] = floatToGoString  # the client's own number format
@@ -30,14 +37,35 @@ def _label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _render(samples: list[Sample]) -> tuple[bytes, ...]:
-    """One monitor's sample lines, one piece per family."""
-    parts: list[list[str]] = [[] for _ in FAMILIES]
+_SUFFIXES: dict[tuple[tuple[str, str], ...], str] = {}  # labels after key, from fixed words
+
+
+def _suffix(labels: tuple[tuple[str, str], ...]) -> str:
+    """`,status="ok"}` for the labels after `key`; cached unless they hold free text."""
+    text = _SUFFIXES.get(labels)
+    if text is None:
+        text = "".join(f',{k}="{_label_value(v)}"' for k, v in labels) + "}"
+        if all(k != "name" for k, _ in labels):  # a monitor's name is free text: not cached
+            _SUFFIXES[labels] = text
+    return text
+
+
+def _render(samples: list[Sample], into: list[bytes]) -> None:
+    """Put one monitor's sample lines into `into`, one piece per family they belong to."""
+    parts: dict[int, list[str]] = {}
+    prefix = ""
     for index, name, labels, value in samples:
-        labelstr = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels)
+        if not prefix:  # every sample of a monitor starts with its key
+            prefix = f'{{key="{_label_value(labels[0][1])}"'
         number = _COMMON.get(value) or _go_float(value)
-        parts[index].append(f"{name}{{{labelstr}}} {number}\n")
-    return tuple("".join(lines).encode() for lines in parts)
+        line = f"{name}{prefix}{_suffix(labels[1:])} {number}\n"
+        lines = parts.get(index)
+        if lines is None:
+            parts[index] = [line]
+        else:
+            lines.append(line)
+    for index, lines in parts.items():
+        into[index] = "".join(lines).encode()
 
 
 def _headers(openmetrics_format: bool) -> tuple[bytes, ...]:
@@ -53,6 +81,9 @@ def _headers(openmetrics_format: bool) -> tuple[bytes, ...]:
     return tuple(out)
 
 
+RUN_FAMILIES = [i for i in range(len(FAMILIES)) if i not in EVALUATION_FAMILIES]
+
+
 class Exposition:
     """Renders /metrics in the Prometheus text format or OpenMetrics, caching each monitor."""
 
@@ -60,20 +91,38 @@ class Exposition:
         self._state = state
         self._monitors = monitors
         self._service = service
-        self._cache: dict[str, tuple[MonitorState, int, tuple[bytes, ...]]] = {}
+        # key -> (state, its version, its evaluated count, one piece of text per family)
+        self._cache: dict[str, tuple[MonitorState, int, int, list[bytes]]] = {}
         self._keys: list[str] = []
         self._membership = -1
         self._headers = {False: _headers(False), True: _headers(True)}
 
-    def _pieces(self, key: str, ms: MonitorState) -> tuple[bytes, ...]:
+    def _pieces(self, key: str, ms: MonitorState) -> list[bytes]:
+        """The monitor's text per family, rendering again only the part that changed."""
         cached = self._cache.get(key)
-        if cached is not None and cached[0] is ms and cached[1] == ms.version:
-            return cached[2]
-        pieces = _render(self._monitors.samples(ms))
-        self._cache[key] = (ms, ms.version, pieces)
+        if cached is not None and cached[0] is ms:
+            _, version, evaluated, pieces = cached
+            if version == ms.version and evaluated == ms.evaluated:
+                return pieces
+        else:
+            version = evaluated = -1
+            pieces = [b""] * len(FAMILIES)
+        if version != ms.version:
+            for index in RUN_FAMILIES:
+                pieces[index] = b""
+            _render(self._monitors.run_samples(ms), pieces)
+        if evaluated != ms.evaluated:
+            for index in EVALUATION_FAMILIES:
+                pieces[index] = b""
+            _render(evaluation_samples(ms), pieces)
+        self._cache[key] = (ms, ms.version, ms.evaluated, pieces)
         return pieces
 
-    def render(self, openmetrics_format: bool) -> bytes:
+    def chunks(self, openmetrics_format: bool) -> list[bytes]:
+        """The exposition as one chunk per family (then the service's own metrics).
+
+        The text is taken from the state now, so chunks sent later are still one moment's.
+        """
         monitors = self._state.monitors
         if self._membership != self._state.membership:
             self._keys = sorted(monitors)
@@ -81,12 +130,16 @@ class Exposition:
             for gone in self._cache.keys() - monitors.keys():
                 del self._cache[gone]
         pieces = [self._pieces(key, monitors[key]) for key in self._keys]
-        out: list[bytes] = []
-        for index, header in enumerate(self._headers[openmetrics_format]):
-            out.append(header)
-            out.extend([p[index] for p in pieces])
-        body = b"".join(out)
+        out = [
+            header + b"".join([p[index] for p in pieces])
+            for index, header in enumerate(self._headers[openmetrics_format])
+        ]
         if openmetrics_format:
             rest: bytes = openmetrics.generate_latest(self._service)  # type: ignore[no-untyped-call]
-            return body + rest
-        return body + generate_latest(self._service)
+        else:
+            rest = generate_latest(self._service)
+        out.append(rest)
+        return out
+
+    def render(self, openmetrics_format: bool) -> bytes:
+        return b"".join(self.chunks(openmetrics_format))

@@ -67,19 +67,15 @@ FAMILIES = (
 Sample = tuple[int, str, tuple[tuple[str, str], ...], float]
 
 
-def monitor_samples(
-    ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
-) -> list[Sample]:
-    """Every sample of one monitor: the one definition of the per-monitor series."""
-    m, s = ms.monitor, ms.monitor.settings
+_NAMES = [P + f.name for f in FAMILIES]
+EVALUATION_FAMILIES = frozenset({ALERT, REASON, ALERT_TS})
+
+
+def evaluation_samples(ms: MonitorState) -> list[Sample]:
+    """The samples that change with each evaluation (alert status, reasons, time)."""
+    m, name = ms.monitor, _NAMES
     key = ("key", m.integration_key)
-    name = [P + f.name for f in FAMILIES]
     out: list[Sample] = [
-        (INFO, name[INFO], (key, ("name", s.name), ("type", s.type)), 1.0),
-        (ACTIVE, name[ACTIVE], (key,), 1.0 if s.active else 0.0),
-        (CREATED, name[CREATED], (key,), m.created_at),
-    ]
-    out += [
         (ALERT, name[ALERT], (key, ("status", a)), 1.0 if m.alertstatus == a else 0.0)
         for a in ALERT_STATUSES
     ]
@@ -89,7 +85,21 @@ def monitor_samples(
     ]
     if m.alert_timestamp is not None:
         out.append((ALERT_TS, name[ALERT_TS], (key,), m.alert_timestamp))
-    out.append((INTERVAL, name[INTERVAL], (key,), s.alert_interval * 60.0))
+    return out
+
+
+def run_samples(
+    ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
+) -> list[Sample]:
+    """The samples that change with settings and reports."""
+    m, s, name = ms.monitor, ms.monitor.settings, _NAMES
+    key = ("key", m.integration_key)
+    out: list[Sample] = [
+        (INFO, name[INFO], (key, ("name", s.name), ("type", s.type)), 1.0),
+        (ACTIVE, name[ACTIVE], (key,), 1.0 if s.active else 0.0),
+        (CREATED, name[CREATED], (key,), m.created_at),
+        (INTERVAL, name[INTERVAL], (key,), s.alert_interval * 60.0),
+    ]
     limits = (s.alert_no_creates_deceeds, s.alert_no_updates_deceeds, s.alert_no_deletes_deceeds)
     out += [
         (THRESHOLD, name[THRESHOLD], (key, ("operation", op)), float(limit))
@@ -130,6 +140,13 @@ def monitor_samples(
     return out
 
 
+def monitor_samples(
+    ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
+) -> list[Sample]:
+    """Every sample of one monitor: the one definition of the per-monitor series."""
+    return evaluation_samples(ms) + run_samples(ms, statuses, final, buckets)
+
+
 class MonitorCollector(Collector):
     """Every monitor's series from the in-memory state; never touches the database."""
 
@@ -142,9 +159,9 @@ class MonitorCollector(Collector):
         statuses = sorted(self._state.severities)
         return statuses, [st for st in statuses if self._state.is_final(st)]
 
-    def samples(self, ms: MonitorState) -> list[Sample]:
+    def run_samples(self, ms: MonitorState) -> list[Sample]:
         statuses, final = self.statuses()
-        return monitor_samples(ms, statuses, final, self._buckets)
+        return run_samples(ms, statuses, final, self._buckets)
 
     def collect(self) -> Iterator[Metric]:
         families = [f.metric() for f in FAMILIES]

@@ -27,7 +27,10 @@ class MonitorState:
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     reason_kinds: frozenset[str] = frozenset()
-    version: int = 0  # bumped on every change, for caches of rendered output
+    # Bumped on every change, for caches of rendered output: `version` for settings and
+    # runs, `evaluated` for evaluation results (a pass touches every monitor's).
+    version: int = 0
+    evaluated: int = 0
 
     def counter(self, kind: str, name: str) -> float:
         return self.counters.get((kind, name), 0.0)
@@ -97,6 +100,7 @@ class State:
         else:
             ms.monitor = monitor
             ms.version += 1
+            ms.evaluated += 1
         return ms
 
     def remove_monitor(self, key: str) -> None:
@@ -143,6 +147,7 @@ class State:
         old = ms.monitor
         ms.reasons = result.reasons
         ms.reason_kinds = result.kinds
+        ms.evaluated += 1
         ms.monitor = Monitor(
             old.id,
             old.integration_key,
@@ -153,7 +158,6 @@ class State:
             old.created_at,
             old.updated_at,
         )
-        ms.version += 1
         if old.alertstatus == result.alertstatus:
             return None
         return Transition(old.id, old.alertstatus, result.alertstatus, result.alerttext, now)
