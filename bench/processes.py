@@ -1,0 +1,172 @@
+"""The processes under test: the service (and Pushgateway), each started on a free local port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HOST = "127.0.0.1"
+PUSHGATEWAY = "prometheus-pushgateway"
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How the service is run: its interpreter and config overrides of the database section."""
+
+    python: str
+    exporter: Path | None = None  # a source tree to run instead of the installed package
+    database: dict[str, Any] = field(default_factory=dict)
+    startup_timeout: float = 600.0
+
+
+@dataclass
+class Running:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    started_in: float  # seconds from exec to the first healthy answer
+
+    def _status_kb(self, field_name: str) -> float:
+        text = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in text.splitlines():
+            if line.startswith(field_name + ":"):
+                return float(line.split()[1])
+        raise RuntimeError(f"{field_name} not in /proc/{self.process.pid}/status")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        """Resident memory now (VmRSS), in MiB."""
+        return self._status_kb("VmRSS") / 1024
+
+    def peak_rss_mb(self) -> float:
+        """The most resident memory so far (VmHWM), in MiB."""
+        return self._status_kb("VmHWM") / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> float:
+    started = time.perf_counter()
+    deadline = started + timeout
+    for _ in range(int(timeout / 0.02) + 1):
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{url}: process exited with {process.returncode}:\n{tail}")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=1) as response,
+        ):
+            if response.status == 200:
+                return time.perf_counter() - started
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(0.02)
+    raise RuntimeError(f"{url}: not healthy after {timeout:.0f} s; log in {log}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def _process(
+    name: str,
+    command: list[str],
+    health_url: str,
+    workdir: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    log = workdir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env or dict(os.environ)
+        )
+    try:
+        started = time.perf_counter()
+        _wait_healthy(health_url, process, log, timeout)
+        yield process, time.perf_counter() - started
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def service(workdir: Path, database: Path, options: ServiceOptions) -> Iterator[Running]:
+    """The service on `database`, listening on a free loopback port, stopped on exit."""
+    port = free_port()
+    config = workdir / f"service-{port}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"host": HOST, "port": port},
+                "database": {"path": str(database), **options.database},
+            }
+        )
+    )
+    command = [options.python, "-m", "exporter", "serve", "--config", str(config)]
+    command += ["--log-level", "WARNING"]
+    url = f"http://{HOST}:{port}"
+    env = dict(os.environ)
+    if options.exporter is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(options.exporter), *filter(None, [env.get("PYTHONPATH")])]
+        )
+    with _process(
+        f"service-{port}", command, url + "/healthz", workdir, options.startup_timeout, env
+    ) as (process, started_in):
+        yield Running("service", url, process, started_in)
+
+
+def pushgateway_binary() -> str | None:
+    return shutil.which(PUSHGATEWAY)
+
+
+@contextlib.contextmanager
+def pushgateway(workdir: Path, flags: Sequence[str] = ()) -> Iterator[Running]:
+    """Prometheus Pushgateway (in memory, no persistence file) on a free loopback port."""
+    binary = pushgateway_binary()
+    if binary is None:
+        raise RuntimeError(f"{PUSHGATEWAY} is not installed")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    # Debian's build persists to /var/lib/prometheus by default: start empty, leave no file.
+    command = [
+        binary,
+        f"--web.listen-address={HOST}:{port}",
+        "--persistence.file=",
+        "--log.level=warn",
+        *flags,
+    ]
+    with _process(f"pushgateway-{port}", command, url + "/-/ready", workdir, 60) as (
+        process,
+        started_in,
+    ):
+        yield Running("pushgateway", url, process, started_in)

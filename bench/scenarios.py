@@ -1,0 +1,286 @@
+"""The six scenarios. Each starts its own service on a freshly seeded database and adds rows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bench.load import Load, LoadResult, background, drive, loadgen
+from bench.plan import Sizes, key
+from bench.processes import Running, ServiceOptions, pushgateway, service
+from bench.results import Row, Target, at_least, at_most, below
+from bench.seed import failing, seed
+
+REPORT = json.dumps({"logstatus": "ok", "no_created": 1})
+# What a job would push to Pushgateway for the same run: its status, objects and end time.
+PUSH = "".join(
+    f"# TYPE integration_monitor_{name} gauge\n{lines}"
+    for name, lines in (
+        ("last_run_status", 'integration_monitor_last_run_status{status="ok"} 1\n'),
+        (
+            "last_run_objects",
+            'integration_monitor_last_run_objects{operation="created"} 1\n'
+            'integration_monitor_last_run_objects{operation="updated"} 0\n'
+            'integration_monitor_last_run_objects{operation="deleted"} 0\n',
+        ),
+        (
+            "last_run_end_timestamp_seconds",
+            "integration_monitor_last_run_end_timestamp_seconds 1796000000\n",
+        ),
+    )
+)
+INGEST_P99_MS = 20.0
+INGEST_RATE = 8000.0
+
+
+@dataclass
+class Bench:
+    sizes: Sizes
+    workdir: Path
+    options: ServiceOptions
+    tool: str  # wrk or python
+    profile: Path | None = None  # write a py-spy profile of each service process here
+    rows: list[Row] = field(default_factory=list)
+    memo: dict[str, LoadResult] = field(default_factory=dict)
+
+    def row(
+        self, scenario: str, measurement: str, value: float | None, unit: str, target: Target | None
+    ) -> None:
+        self.rows.append(Row(scenario, measurement, value, unit, target))
+        print(f"  {measurement}: {value if value is None else round(value, 3)} {unit}", flush=True)
+
+    @contextlib.contextmanager
+    def service(self, name: str, monitors: int, runs: int) -> Iterator[tuple[Running, float]]:
+        """The service on a database seeded with `monitors` and `runs`; yields the seed time."""
+        database = self.workdir / f"{name}.db"
+        seconds = seed(database, monitors, runs)
+        with service(self.workdir, database, self.options) as running:
+            if self.profile is None:
+                yield running, seconds
+            else:
+                with profiled(running, self.profile / f"{name}.txt"):
+                    yield running, seconds
+
+    def drive(self, running: Running, load: Load) -> LoadResult:
+        """`load` from `clients` connections for `duration`, with the server's CPU time."""
+        cpu = running.cpu_seconds()
+        result = drive(load, self.sizes.clients, self.sizes.duration, self.tool)
+        return replace(result, cpu_seconds=running.cpu_seconds() - cpu)
+
+    def ingest(self, running: Running, monitors: int) -> LoadResult:
+        load = Load(
+            running.url,
+            "POST",
+            "/api/v1/monitors/",
+            "/batches",
+            monitors,
+            REPORT,
+            "application/json",
+        )
+        return self.drive(running, load)
+
+    def timeout(self, requests: int) -> float:
+        return 120.0 + requests * 2.0
+
+
+@contextlib.contextmanager
+def profiled(running: Running, out: Path) -> Iterator[None]:
+    """py-spy samples the service while the block runs; writes collapsed stacks to `out`."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [spy, "record", "--pid", str(running.process.pid), "--rate", "100"]
+    command += ["--threads", "--format", "raw", "--output", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _ingest_rows(b: Bench, scenario: str, label: str, r: LoadResult) -> None:
+    b.row(scenario, f"reports/s, {label}", r.rate, "reports/s", at_least(INGEST_RATE))
+    b.row(scenario, f"p50 latency, {label}", r.p50_ms, "ms", None)
+    b.row(scenario, f"p99 latency, {label}", r.p99_ms, "ms", at_most(INGEST_P99_MS))
+    b.row(scenario, f"service CPU per report, {label}", r.cpu_us_per_report, "µs", None)
+    if r.failed:
+        b.row(scenario, f"failed requests, {label}", r.failed, "", at_most(0))
+
+
+def ingest(b: Bench) -> None:
+    """Durable batch reports per second with `clients` connections, fresh and with stored runs."""
+    s = b.sizes
+    with b.service("ingest-fresh", s.ingest_monitors, 0) as (running, _):
+        r = b.memo["ingest_fresh"] = b.ingest(running, s.ingest_monitors)
+    label = f"{s.ingest_monitors:,} monitors, fresh"
+    _ingest_rows(b, "ingest", label, r)
+    with b.service("ingest-stored", s.ingest_monitors, s.stored_runs) as (running, seeded):
+        b.row("ingest", f"seed {s.stored_runs:,} runs with executemany", seeded, "s", None)
+        b.row("ingest", f"start-up with {s.stored_runs:,} runs", running.started_in, "s", None)
+        r = b.ingest(running, s.ingest_monitors)
+    _ingest_rows(b, "ingest", f"{s.ingest_monitors:,} monitors, {s.stored_runs:,} runs", r)
+
+
+def scrape(b: Bench) -> None:
+    """/metrics latency by number of monitors; ingest with and without a scrape every second."""
+    s = b.sizes
+    largest = max(s.scrape_monitors)
+    for n in s.scrape_monitors:
+        with b.service(f"scrape-{n}", n, n * s.runs_per_monitor) as (running, _):
+            _scrape_latency(b, running, n, at_most(50.0) if n == largest else None)
+            if n == largest:
+                _ingest_under_scrapes(b, running, n)
+
+
+def _scrape_latency(b: Bench, running: Running, n: int, target: Target | None) -> None:
+    r = loadgen("scrapes", {"url": running.url, "count": b.sizes.scrapes, "timeout": 600}, 900)
+    label = f"{n:,} monitors"
+    b.row("scrape", f"first /metrics after start-up, {label}", r["first_ms"], "ms", None)
+    b.row("scrape", f"/metrics p50, {label}", r["p50_ms"], "ms", None)
+    b.row("scrape", f"/metrics p99, {label}", r["p99_ms"], "ms", target)
+    b.row("scrape", f"/metrics size, {label}", r["bytes"] / 1024, "KiB", None)
+    b.row("scrape", f"/metrics series, {label}", r["series"], "", None)
+
+
+def _ingest_under_scrapes(b: Bench, running: Running, n: int) -> None:
+    """Ingest over all `n` monitors alone, then with a scraper every second, as Prometheus."""
+    quiet = b.ingest(running, n)
+    args = {"url": running.url, "interval": 1.0, "duration": b.sizes.duration}
+    with background("scrape_every", args, b.sizes.duration + 300) as scraped:
+        busy = b.ingest(running, n)
+        scrapes = scraped()
+    label = f"{n:,} monitors"
+    b.row("scrape", f"ingest reports/s, {label}, no scraper", quiet.rate, "reports/s", None)
+    b.row("scrape", f"ingest reports/s, {label}, 1 s scrapes", busy.rate, "reports/s", None)
+    drop = (quiet.rate - busy.rate) / quiet.rate * 100 if quiet.rate else math.nan
+    b.row("scrape", "ingest drop under 1 s scrapes", drop, "%", below(10.0))
+    b.row("scrape", f"/metrics p99 under ingest, {label}", scrapes["p99_ms"], "ms", None)
+
+
+def alert(b: Bench) -> None:
+    """Time from a failed report's 2xx to its error alert on /metrics, polled tightly."""
+    s = b.sizes
+    n = s.alert_monitors
+    keys = [key(i) for i in range(n) if not failing(i)][: s.alert_samples]
+    with b.service("alert", n, n * s.runs_per_monitor) as (running, _):
+        args = {"url": running.url, "keys": keys, "max_polls": 10_000, "timeout": 5.0}
+        r = loadgen("alert", args, b.timeout(len(keys) * 10))
+    label = f"{n:,} monitors, {len(keys)} samples"
+    b.row("alert", f"failed report to alert, median, {label}", r["median_ms"], "ms", below(1000))
+    b.row("alert", "failed report to alert, max", r["max_ms"], "ms", None)
+    b.row("alert", "alerts not seen within 5 s", r["missed"], "", at_most(0))
+
+
+def evaluation(b: Bench) -> None:
+    """A full evaluation pass: its duration, and the longest event-loop stall during it."""
+    s = b.sizes
+    n = s.evaluation_monitors
+    with b.service("evaluation", n, n * s.runs_per_monitor) as (running, _):
+        args = {"url": running.url, "passes": s.evaluation_passes, "idle_seconds": 2.0}
+        r = loadgen("evaluate", {**args, "timeout": 300}, 900)
+    label = f"{n:,} monitors"
+    passes = f"median of {s.evaluation_passes}"
+    b.row(
+        "evaluation",
+        f"POST /api/v1/evaluate, {label}, {passes}",
+        r["request_median_s"],
+        "s",
+        below(2.0),
+    )
+    b.row("evaluation", "POST /api/v1/evaluate, slowest pass", r["request_max_s"], "s", None)
+    b.row(
+        "evaluation",
+        "evaluation_duration_seconds metric, median",
+        r["metric_median_s"],
+        "s",
+        below(2.0),
+    )
+    b.row(
+        "evaluation", "longest /healthz answer during passes", r["probe_max_ms"], "ms", at_most(100)
+    )
+    b.row("evaluation", "longest /healthz answer when idle", r["idle_probe_max_ms"], "ms", None)
+    scrape_ms = r["scrape_after_pass_median_ms"]
+    b.row("evaluation", "/metrics right after a pass, median", scrape_ms, "ms", None)
+
+
+def memory(b: Bench) -> None:
+    """Resident memory of the service with many monitors and stored runs, after some work."""
+    s = b.sizes
+    n, runs = s.memory_monitors, s.memory_runs
+    label = f"{n:,} monitors, {runs:,} runs"
+    with b.service("memory", n, runs) as (running, seeded):
+        b.row("memory", f"seed {runs:,} runs with executemany", seeded, "s", None)
+        b.row("memory", f"start-up, {label}", running.started_in, "s", None)
+        b.row("memory", "RSS after start-up", running.rss_mb(), "MiB", None)
+        loadgen("scrapes", {"url": running.url, "count": 3, "timeout": 300}, 600)
+        args = {"url": running.url, "passes": 1, "idle_seconds": 0.1, "timeout": 300}
+        loadgen("evaluate", args, 600)
+        b.ingest(running, n)
+        loadgen("scrapes", {"url": running.url, "count": 1, "timeout": 300}, 600)
+        b.row(
+            "memory",
+            f"RSS after scrapes, a pass and ingest, {label}",
+            running.rss_mb(),
+            "MiB",
+            below(150),
+        )
+        b.row("memory", "peak RSS (VmHWM)", running.peak_rss_mb(), "MiB", None)
+
+
+def pushgateway_side_by_side(b: Bench) -> None:
+    """Pushgateway taking the equivalent push per report, same clients, beside the service.
+
+    Measured as shipped, and without the consistency check that Pushgateway runs over every
+    group on each push (its cost grows with the number of groups).
+    """
+    s = b.sizes
+    ours = b.memo.get("ingest_fresh")
+    if ours is None:
+        with b.service("ingest-fresh", s.ingest_monitors, 0) as (running, _):
+            ours = b.ingest(running, s.ingest_monitors)
+    for variant, flags in (
+        ("defaults", ()),
+        ("no consistency check", ("--push.disable-consistency-check",)),
+    ):
+        with pushgateway(b.workdir, flags) as running:
+            load = Load(
+                running.url,
+                "PUT",
+                "/metrics/job/integration_monitor/key/",
+                "",
+                s.push_groups,
+                PUSH,
+                "text/plain; version=0.0.4",
+            )
+            theirs = b.drive(running, load)
+            rss = running.rss_mb()
+        label = f"{s.push_groups:,} groups, {variant}"
+        b.row("pushgateway", f"pushes/s, {label}", theirs.rate, "pushes/s", None)
+        b.row("pushgateway", f"p50 latency, {label}", theirs.p50_ms, "ms", None)
+        b.row("pushgateway", f"p99 latency, {label}", theirs.p99_ms, "ms", None)
+        b.row("pushgateway", f"CPU per push, {label}", theirs.cpu_us_per_report, "µs", None)
+        b.row("pushgateway", f"RSS, {label}", rss, "MiB", None)
+        ratio = ours.rate / theirs.rate if theirs.rate else math.nan
+        b.row("pushgateway", f"service reports/s ÷ pushes/s, {variant}", ratio, "x", None)
+
+
+SCENARIO_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
+    "ingest": ingest,
+    "scrape": scrape,
+    "alert": alert,
+    "evaluation": evaluation,
+    "memory": memory,
+    "pushgateway": pushgateway_side_by_side,
+}

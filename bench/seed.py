@@ -1,0 +1,125 @@
+"""Seeding a benchmark database directly with sqlite3, in the service's own schema.
+
+Monitors, batches and counters are written consistently, as the service would have written them
+had it received every run: each monitor's counters add up to its batches, and a monitor's last run
+decides its alert status at the first evaluation (every tenth one ends in error).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.plan import key
+from exporter.config import MetricsConfig
+from exporter.state import DurationBuckets
+from exporter.store import apply_migrations
+
+NOW = time.time()
+SPACING = 600.0  # seconds between two runs of a monitor
+RUN_SECONDS = 30.0  # every seeded run lasts this long
+ALERT_INTERVAL = 60  # minutes; more than SPACING, so a seeded monitor is not stale
+CHUNK = 50_000
+
+
+def failing(index: int) -> bool:
+    """Whether the index-th monitor's latest seeded run failed."""
+    return index % 10 == 9
+
+
+def _monitors(count: int, now: float) -> Iterator[tuple[object, ...]]:
+    created = now - 60 * 86400
+    for i in range(count):
+        yield (i + 1, key(i), key(i), "batch", 1, ALERT_INTERVAL, created, created)
+
+
+def _batches(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[object, ...]]:
+    """Runs in time order across monitors, as they would have arrived."""
+    for k in range(per_monitor):
+        start = now - (per_monitor - k) * SPACING
+        end = start + RUN_SECONDS
+        last = k == per_monitor - 1
+        for i in range(monitors):
+            bad = last and failing(i)
+            yield (
+                i + 1,
+                "error" if bad else "ok",
+                start,
+                end,
+                RUN_SECONDS,
+                k % 7,
+                "seeded failure" if bad else "",
+                end,
+                end,
+            )
+
+
+def _counters(monitors: int, per_monitor: int) -> Iterator[tuple[object, ...]]:
+    bucket = DurationBuckets(MetricsConfig().duration_buckets).deltas(RUN_SECONDS)[0][1]
+    created = sum(k % 7 for k in range(per_monitor))
+    for i in range(monitors):
+        errors = 1 if failing(i) and per_monitor else 0
+        values = {
+            ("runs", "ok"): per_monitor - errors,
+            ("runs", "error"): errors,
+            ("objects", "created"): created,
+            ("objects", "updated"): 0,
+            ("objects", "deleted"): 0,
+            ("duration", bucket): per_monitor,
+            ("duration", "sum"): per_monitor * RUN_SECONDS,
+            ("duration", "count"): per_monitor,
+        }
+        for (kind, name), value in values.items():
+            if value:
+                yield (i + 1, kind, name, float(value))
+
+
+def _chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[list[tuple[object, ...]]]:
+    chunk: list[tuple[object, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def seed(path: Path, monitors: int, runs: int, now: float = NOW) -> float:
+    """Create `path` with `monitors` batch monitors and `runs` batches spread evenly over them.
+
+    Returns the seconds it took.
+    """
+    started = time.perf_counter()
+    per_monitor = runs // monitors if monitors else 0
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        apply_migrations(conn)
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO integration_monitor (id, integration_key, name, type, active, "
+            "alert_interval, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+            _monitors(monitors, now),
+        )
+        for chunk in _chunks(_batches(monitors, per_monitor, now)):
+            conn.executemany(
+                "INSERT INTO integration_monitor_batch (monitor_id, logstatus, starttime, "
+                "endtime, duration, no_created, errormsg, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                chunk,
+            )
+        conn.executemany(
+            "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?,?,?,?)",
+            _counters(monitors, per_monitor),
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
