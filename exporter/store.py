@@ -332,8 +332,12 @@ class Store:
                     now,
                 ),
             )
-            batch = Batch(cur.fetchone()[0], monitor_id, key, **_fields(new), created_at=now,
-                          updated_at=now)  # fmt: skip
+            n = new
+            batch = Batch(
+                cur.fetchone()[0], monitor_id, key, n.logstatus, n.integrationid, n.starttime,
+                n.endtime, n.duration, n.no_created, n.no_updated, n.no_deleted, n.logtext,
+                n.errormsg, now, now,
+            )  # fmt: skip
             _remember(conn, idempotency, "batch", batch.id, truncated, now)
             self._count(monitor_id, deltas(None, batch))
             return Stored(batch, False, truncated)
@@ -416,7 +420,11 @@ class Store:
                     now,
                 ),
             )
-            entry = Log(cur.fetchone()[0], monitor_id, key, **_fields(new), created_at=now)
+            n = new
+            entry = Log(
+                cur.fetchone()[0], monitor_id, key, n.batch_id, n.logstatus, n.integrationid,
+                n.logtext, n.errormsg, n.message, now,
+            )  # fmt: skip
             _remember(conn, idempotency, "log", entry.id, truncated, now)
             self._count(monitor_id, deltas)
             return Stored(entry, False, truncated)
@@ -623,10 +631,6 @@ def _get_log(conn: sqlite3.Connection, log_id: int) -> Log:
     row = conn.execute(f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.id = ?", (log_id,)).fetchone()
     assert row is not None
     return _log(row)
-
-
-def _fields(record: NewBatch | NewLog) -> dict[str, Any]:
-    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def _add_counters(conn: sqlite3.Connection, rows: list[tuple[int, str, str, float]]) -> None:
