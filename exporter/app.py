@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -92,6 +93,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         monitor, _ = await store.put_monitor(key, MonitorSettings(**values), now)
         state.put_monitor(monitor)
     log.info("database %s: %d monitors loaded", store.path, len(state.monitors))
+    # What start-up loaded lives as long as the process: keep the collector from scanning it
+    # again at every full collection (those showed as 40-110 ms stalls at 10,000 monitors).
+    gc.collect()
+    gc.freeze()
     evaluator = app[appkeys.EVALUATOR]
     tasks = [
         asyncio.create_task(evaluator.loop(config.evaluation.interval_seconds), name="evaluation"),
