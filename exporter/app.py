@@ -50,7 +50,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     if config.metrics.require_auth and request.app[appkeys.AUTH].enabled:
         check_roles(request, READ)
     _, content_type = choose_encoder(request.headers.get("Accept", ""))
-    chunks = request.app[appkeys.EXPOSITION].chunks(content_type.startswith(OPENMETRICS))
+    exposition = request.app[appkeys.EXPOSITION]
+    chunks = await exposition.chunks_yielding(content_type.startswith(OPENMETRICS))
     # Sent chunk by chunk: at 10,000 monitors the text is tens of MB, never joined in memory.
     response = web.StreamResponse(headers={"Content-Type": content_type})
     response.content_length = sum(len(chunk) for chunk in chunks)

@@ -24,19 +24,20 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
     exposition = Exposition(state, monitors, service)
     reference = build_registry(monitors, service)
 
-    def same() -> None:
+    async def same() -> None:
         assert exposition.render(False).decode() == generate_latest(reference).decode()
         om = openmetrics.generate_latest(reference)  # type: ignore[no-untyped-call]
         assert exposition.render(True) == om
+        assert b"".join(await exposition.chunks_yielding(True, slice_size=1)) == om
 
-    same()
+    await same()
     for body in ({"logstatus": "running"}, {"logstatus": "partial", "no_created": 2}):
         response = await client.post("/api/v1/monitors/crm/batches", json=body)
         assert response.status == 201
         clock.advance(65)
-        same()
+        await same()
     await client.post("/api/v1/monitors/mail/logs", json={"message": "m"})
-    same()
+    await same()
     await client.delete("/api/v1/monitors/crm")
-    same()
+    await same()
     assert "crm" not in exposition.render(False).decode()
