@@ -468,9 +468,10 @@ class Store:
         limit: int,
         before: tuple[float, int] | None,
         batch_id: int | None = None,
+        outside_batches: bool = False,
     ) -> list[Log]:
-        """Newest first, of a monitor or of a batch."""
-        clauses: list[str] = []
+        """Newest first, of a monitor or of a batch (or only those in no batch)."""
+        clauses: list[str] = ["l.batch_id IS NULL"] if outside_batches else []
         params: list[float] = []
         if monitor_id is not None:
             clauses.append("l.monitor_id = ?")

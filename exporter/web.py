@@ -498,6 +498,8 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
         for b in recent[:TABLE_RUNS]:
             batch_logs = await store.list_logs(None, LOGS_PER_BATCH, None, batch_id=b.id)
             batches.append(batch_view(b, batch_logs, now, sev))
+        loose = await store.list_logs(m.id, TABLE_RUNS, None, outside_batches=True)
+        logs = [log_view(x, now, sev) for x in loose]
         runs = chart_runs(recent, sev)
         charts = [
             ("Run duration", duration_chart(runs), ()),

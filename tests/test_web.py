@@ -276,6 +276,18 @@ async def test_message_monitor_page_shows_recent_logs(fleet: Client) -> None:
     assert 'aria-label="Status of the last 2 logs"' in html
 
 
+async def test_batch_monitor_page_shows_logs_outside_batches(fleet: Client) -> None:
+    await put_monitor(fleet, "crm", name="CRM sync")
+    html = await get_text(fleet, "/monitors/crm")
+    assert "Logs outside batches" not in html
+    response = await fleet.post(
+        "/api/v1/monitors/crm/logs", json={"logstatus": "error", "message": "token expired"}
+    )
+    assert response.status == 201
+    html = await get_text(fleet, "/monitors/crm")
+    assert "Logs outside batches" in html and "token expired" in html
+
+
 async def test_unknown_monitor_page_is_an_html_404(fleet: Client) -> None:
     response = await fleet.get("/monitors/nope")
     assert response.status == 404 and response.content_type == "text/html"
