@@ -109,10 +109,13 @@ def require(roles: frozenset[Role], report_kind: str | None = None) -> Callable[
     return wrap
 
 
-def check_roles(request: web.Request, roles: frozenset[Role]) -> None:
-    found = request.app[appkeys.AUTH].identify(bearer(request.headers.get("Authorization")))
+def check_roles(request: web.Request, roles: frozenset[Role], secret: str | None = None) -> None:
+    """401 unless the token (the bearer header's, or `secret`) is known; 403 without a role."""
+    if secret is None:
+        secret = bearer(request.headers.get("Authorization"))
+    found = request.app[appkeys.AUTH].identify(secret)
     if found is None:
-        raise ApiError(401, "unauthorized", "A valid bearer token is required")
+        raise ApiError(401, "unauthorized", "A valid token is required")
     if not roles & found[1]:
         wanted = " or ".join(sorted(roles))
         raise ApiError(403, "forbidden", f"Token {found[0]!r} lacks the {wanted} role")

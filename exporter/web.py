@@ -25,7 +25,7 @@ from exporter.badge import COLOURS, badge_for, render_badge
 from exporter.charts import ChartRun, counts_chart, duration_chart, short_span, status_strip
 from exporter.errors import ApiError
 from exporter.evaluation import format_span, format_time, severity_of
-from exporter.handling import Handler, json_response, query_int
+from exporter.handling import Handler, check_roles, json_response, query_int
 from exporter.models import iso
 from exporter.records import Batch, Log, Transition
 from exporter.state import MonitorState, State
@@ -349,16 +349,11 @@ def chart_runs(runs: Sequence[Batch | Log], severities: Mapping[str, Severity]) 
 
 def authorize(request: web.Request) -> None:
     """Let the request through with a read token: a bearer header, else the login cookie."""
-    auth = request.app[appkeys.AUTH]
-    if not auth.enabled:
+    if not request.app[appkeys.AUTH].enabled:
         return
     header = request.headers.get("Authorization")
     secret = bearer(header) if header is not None else request.cookies.get(COOKIE)
-    found = auth.identify(secret)
-    if found is None:
-        raise ApiError(401, "unauthorized", "A valid token with the read role is required")
-    if not READ & found[1]:
-        raise ApiError(403, "forbidden", f"Token {found[0]!r} lacks the read role")
+    check_roles(request, READ, secret or "")
 
 
 def safe_next(target: str | None) -> str:
