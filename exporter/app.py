@@ -135,7 +135,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     app[appkeys.EVALUATOR] = evaluator
     app[appkeys.REPORTS] = Reports(store, state, buckets, clock, stats, evaluator.after_report)
     monitors = MonitorCollector(state, buckets)
-    service = service_registry(state, stats, config.evaluation.interval_seconds, store.size_bytes)
+    service = service_registry(state, stats, config.evaluation.interval_seconds, store)
     app[appkeys.REGISTRY] = build_registry(monitors, service)
     app[appkeys.EXPOSITION] = Exposition(state, monitors, service)
     add_routes(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -17,6 +17,7 @@ from exporter.records import OPERATIONS
 from exporter.state import DURATION, DurationBuckets, MonitorState, State
 from exporter.stats import ServiceStats
 from exporter.statuses import ALERT_STATUSES
+from exporter.store import Store
 
 P = "integration_monitor_"
 REPORT_KINDS = ("batch", "batch_update", "log", "ping")
@@ -182,12 +183,12 @@ class ServiceCollector(Collector):
         state: State,
         stats: ServiceStats,
         evaluation_interval: float,
-        database_size: Callable[[], int],
+        store: Store,
     ) -> None:
         self._state = state
         self._stats = stats
         self._interval = evaluation_interval
-        self._database_size = database_size
+        self._store = store
 
     def collect(self) -> Iterator[Metric]:
         build = GaugeMetricFamily(
@@ -242,16 +243,27 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily(
             P + "database_size_bytes",
             "Size of the SQLite database file with its WAL.",
-            value=self._database_size(),
+            value=self._store.size_bytes(),
+        )
+        writer = self._store.writer
+        yield CounterMetricFamily(
+            P + "database_commits",
+            "Transactions committed by the writer (each holds a group of writes).",
+            value=writer.groups_committed,
+        )
+        yield CounterMetricFamily(
+            P + "database_writes",
+            "Writes (reports, monitor changes, evaluation results) committed.",
+            value=writer.writes_committed,
         )
 
 
 def service_registry(
-    state: State, stats: ServiceStats, evaluation_interval: float, database_size: Callable[[], int]
+    state: State, stats: ServiceStats, evaluation_interval: float, store: Store
 ) -> CollectorRegistry:
     """The service's own metrics with the standard process and platform collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(state, stats, evaluation_interval, database_size))
+    registry.register(ServiceCollector(state, stats, evaluation_interval, store))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

@@ -57,7 +57,6 @@ class DurationBuckets:
         return [
             (DURATION, self.names[index], 1.0),
             (DURATION, "sum", duration),
-            (DURATION, "count", 1.0),
         ]
 
     def cumulative(self, state: MonitorState) -> list[tuple[str, float]]:

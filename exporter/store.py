@@ -191,6 +191,8 @@ class Store:
     def _count(self, monitor_id: int, deltas: Iterable[CounterDelta]) -> None:
         pending = self._pending
         for kind, name, delta in deltas:
+            if not delta:
+                continue
             key = (monitor_id, kind, name)
             old = pending.get(key)
             if old is None:
@@ -247,6 +249,7 @@ class Store:
         def op(conn: sqlite3.Connection) -> Monitor:
             old = _get_monitor(conn, key)
             conn.execute("DELETE FROM integration_monitor WHERE id = ?", (old.id,))
+            self._pending = {k: v for k, v in self._pending.items() if k[0] != old.id}
             return old
 
         return await self._writer.run(op)
@@ -635,11 +638,10 @@ def _get_log(conn: sqlite3.Connection, log_id: int) -> Log:
 
 
 def _add_counters(conn: sqlite3.Connection, rows: list[tuple[int, str, str, float]]) -> None:
-    """Add to counters (monitor_id, kind, name, delta); those of a deleted monitor are dropped."""
+    """Add to counters (monitor_id, kind, name, delta)."""
     if rows:
         conn.executemany(
-            "INSERT INTO monitor_counter (monitor_id, kind, name, value) SELECT ?1, ?2, ?3, ?4 "
-            "WHERE EXISTS (SELECT 1 FROM integration_monitor WHERE id = ?1) "
+            "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = CASE "
             f"WHEN excluded.kind = '{LATEST}' THEN max(value, excluded.value) "
             "ELSE value + excluded.value END",
