@@ -581,16 +581,25 @@ class Store:
             )
 
         await self._writer.run(remember_latest)
-        statements = (
-            "DELETE FROM integration_monitor_log WHERE id IN (SELECT id FROM "
-            "integration_monitor_log WHERE created_at < ? AND id NOT IN keep_log LIMIT ?)",
-            "DELETE FROM integration_monitor_batch WHERE id IN (SELECT id FROM "
-            "integration_monitor_batch WHERE created_at < ? AND id NOT IN keep_run LIMIT ?)",
-        )
         deleted = 0
-        for sql in statements:
+        for table, keep in (
+            ("integration_monitor_log", "keep_log"),
+            ("integration_monitor_batch", "keep_run"),
+        ):
+            # Ids grow with created_at: every row below the first id created at or after the
+            # cutoff is old. Walking the table in id order finds it without an index on
+            # created_at, which every report would otherwise pay for.
+            rows = await self._all(
+                f"SELECT id FROM {table} WHERE created_at >= ? ORDER BY id LIMIT 1", (cutoff,)
+            )
+            if not rows:
+                rows = await self._all(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")
+            sql = (
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+                f"WHERE id < ? AND id NOT IN {keep} LIMIT ?)"
+            )
             while True:
-                count: int = await self._writer.run(partial(_rowcount, sql, (cutoff, chunk)))
+                count: int = await self._writer.run(partial(_rowcount, sql, (rows[0][0], chunk)))
                 deleted += count
                 if count < chunk:
                     break
@@ -609,7 +618,7 @@ class BatchOfOtherMonitor(Exception):
         super().__init__(f"batch {batch_id} belongs to another monitor")
 
 
-def _rowcount(sql: str, params: tuple[float, int], conn: sqlite3.Connection) -> int:
+def _rowcount(sql: str, params: tuple[int, int], conn: sqlite3.Connection) -> int:
     return int(conn.execute(sql, params).rowcount)
 
 

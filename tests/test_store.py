@@ -157,3 +157,30 @@ async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(tmp_pat
         assert rows == {"keep": [("runs", "ok", 2.0)]}
     finally:
         await store.close()
+
+
+async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    path = str(tmp_path / "v1.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    number, script = migrations()[0]
+    conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    conn.execute(
+        "INSERT INTO integration_monitor (integration_key, name, type, created_at, updated_at) "
+        "VALUES ('crm', 'CRM', 'batch', 1, 1)"
+    )
+    conn.execute(
+        "INSERT INTO integration_monitor_batch (monitor_id, logstatus, starttime, created_at, "
+        "updated_at) VALUES (1, 'ok', 1, 1, 1)"
+    )
+    conn.close()
+    store = Store(path)
+    await store.open()
+    try:
+        assert len(await store.list_batches(1, 10, None)) == 1
+    finally:
+        await store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == migrations()[-1][0]
+    names = {r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "batch_by_created" not in names and "batch_by_monitor_start" in names
+    check.close()
