@@ -18,10 +18,12 @@ from prometheus_client.utils import floatToGoString
 from exporter.metrics import (
     EVALUATION_FAMILIES,
     FAMILIES,
+    SETTINGS_FAMILIES,
     MonitorCollector,
     P,
     Sample,
     evaluation_samples,
+    settings_samples,
 )
 from exporter.state import MonitorState, State
 
@@ -81,8 +83,12 @@ def _headers(openmetrics_format: bool) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-RUN_FAMILIES = [i for i in range(len(FAMILIES)) if i not in EVALUATION_FAMILIES]
-EVALUATION = sorted(EVALUATION_FAMILIES)
+RUN_FAMILIES = [i for i in range(len(FAMILIES)) if i not in EVALUATION_FAMILIES | SETTINGS_FAMILIES]
+
+
+def _marks(ms: MonitorState) -> tuple[int, int, int]:
+    """What has changed of a monitor: its settings, its runs, its evaluation."""
+    return (ms.configured, ms.version, ms.evaluated)
 
 
 class Exposition:
@@ -90,8 +96,8 @@ class Exposition:
 
     The cache is family-major: `_families[f][i]` is the text of family f for the i-th monitor
     by key, so a family's body is one `join` of a ready list. A monitor is rendered again only
-    when it changed: its run part (settings and reports) and its evaluation part apart, since
-    an evaluation pass touches every monitor's alert timestamp and nothing else.
+    in the part that changed: settings, runs (each report) or evaluation (each pass touches
+    every monitor's alert timestamp and nothing else).
     """
 
     def __init__(self, state: State, monitors: MonitorCollector, service: CollectorRegistry):
@@ -102,7 +108,12 @@ class Exposition:
         self._membership = -1
         self._keys: list[str] = []
         self._families: list[list[bytes]] = []
-        self._seen: list[tuple[MonitorState | None, int, int]] = []  # (state, version, evaluated)
+        self._seen: list[tuple[MonitorState | None, tuple[int, int, int]]] = []
+        self._parts: tuple[tuple[list[int], Callable[[MonitorState], list[Sample]]], ...] = (
+            (sorted(SETTINGS_FAMILIES), settings_samples),
+            (RUN_FAMILIES, monitors.run_samples),
+            (sorted(EVALUATION_FAMILIES), evaluation_samples),
+        )
 
     def _layout(self) -> None:
         """Start afresh when monitors were added or removed (their order changes)."""
@@ -112,31 +123,29 @@ class Exposition:
         self._keys = sorted(self._state.monitors)
         count = len(self._keys)
         self._families = [[b""] * count for _ in FAMILIES]
-        self._seen = [(None, -1, -1)] * count
+        self._seen = [(None, (-1, -1, -1))] * count
 
     def _stale(self) -> list[int]:
         monitors, seen = self._state.monitors, self._seen
         stale = []
         for i, key in enumerate(self._keys):
-            ms, version, evaluated = seen[i]
+            ms, marks = seen[i]
             current = monitors[key]
-            if ms is not current or version != current.version or evaluated != current.evaluated:
+            if ms is not current or marks != _marks(current):
                 stale.append(i)
         return stale
 
     def _refresh(self, i: int) -> None:
         ms = self._state.monitors[self._keys[i]]
-        old, version, evaluated = self._seen[i]
-        families = self._families
-        if old is not ms or version != ms.version:
-            parts = _render(self._monitors.run_samples(ms))
-            for index in RUN_FAMILIES:
-                families[index][i] = parts.get(index, b"")
-        if old is not ms or evaluated != ms.evaluated:
-            parts = _render(evaluation_samples(ms))
-            for index in EVALUATION:
-                families[index][i] = parts.get(index, b"")
-        self._seen[i] = (ms, ms.version, ms.evaluated)
+        old, seen = self._seen[i]
+        marks = _marks(ms)
+        for part, (families, samples) in enumerate(self._parts):
+            if old is ms and seen[part] == marks[part]:
+                continue
+            text = _render(samples(ms))
+            for index in families:
+                self._families[index][i] = text.get(index, b"")
+        self._seen[i] = (ms, marks)
 
     def _assemble(self, openmetrics_format: bool) -> list[bytes]:
         """Header and body of each family, then the service's own metrics."""

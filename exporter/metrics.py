@@ -70,6 +70,7 @@ Sample = tuple[int, str, tuple[tuple[str, str], ...], float]
 
 _NAMES = [P + f.name for f in FAMILIES]
 EVALUATION_FAMILIES = frozenset({ALERT, REASON, ALERT_TS})
+SETTINGS_FAMILIES = frozenset({INFO, ACTIVE, CREATED, INTERVAL, THRESHOLD})
 
 
 def evaluation_samples(ms: MonitorState) -> list[Sample]:
@@ -89,10 +90,8 @@ def evaluation_samples(ms: MonitorState) -> list[Sample]:
     return out
 
 
-def run_samples(
-    ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
-) -> list[Sample]:
-    """The samples that change with settings and reports."""
+def settings_samples(ms: MonitorState) -> list[Sample]:
+    """The samples that change only with the monitor's settings."""
     m, s, name = ms.monitor, ms.monitor.settings, _NAMES
     key = ("key", m.integration_key)
     out: list[Sample] = [
@@ -106,6 +105,15 @@ def run_samples(
         (THRESHOLD, name[THRESHOLD], (key, ("operation", op)), float(limit))
         for op, limit in zip(OPERATIONS, limits, strict=True)
     ]
+    return out
+
+
+def run_samples(
+    ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
+) -> list[Sample]:
+    """The samples that change with reports."""
+    key, name = ("key", ms.monitor.integration_key), _NAMES
+    out: list[Sample] = []
     latest, done = ms.latest, ms.latest_finished
     if latest is not None:
         out += [
@@ -145,7 +153,8 @@ def monitor_samples(
     ms: MonitorState, statuses: Sequence[str], final: Sequence[str], buckets: DurationBuckets
 ) -> list[Sample]:
     """Every sample of one monitor: the one definition of the per-monitor series."""
-    return evaluation_samples(ms) + run_samples(ms, statuses, final, buckets)
+    runs = run_samples(ms, statuses, final, buckets)
+    return evaluation_samples(ms) + settings_samples(ms) + runs
 
 
 class MonitorCollector(Collector):

@@ -28,8 +28,9 @@ class MonitorState:
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     reason_kinds: frozenset[str] = frozenset()
-    # Bumped on every change, for caches of rendered output: `version` for settings and
-    # runs, `evaluated` for evaluation results (a pass touches every monitor's).
+    # Bumped on every change, for caches of rendered output: `configured` for settings,
+    # `version` for runs, `evaluated` for evaluation results (a pass touches every monitor's).
+    configured: int = 0
     version: int = 0
     evaluated: int = 0
 
@@ -99,6 +100,7 @@ class State:
             self.membership += 1
         else:
             ms.monitor = monitor
+            ms.configured += 1
             ms.version += 1
             ms.evaluated += 1
         return ms
