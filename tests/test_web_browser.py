@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +24,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.service import Service as RunningService
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -45,69 +44,16 @@ PAYLOAD = "<script>document.title='pwned';window.__pwned=true</script>"
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-class Service:
-    """The real service in a subprocess on a temporary database, spoken to over its API."""
+class Service(RunningService):
+    """The real service (tests/service.py), seeded over its API; errors fail the test."""
 
     def __init__(self, directory: Path, config_text: str = "{}\n", token: str | None = None):
+        super().__init__(directory, config_text, token)
         self.token = token
-        config = directory / "config.yaml"
-        config.write_text(config_text)
-        self.url = f"http://127.0.0.1:{_free_port()}"
-        self._log_path = directory / "service.log"
-        self._log = self._log_path.open("wb")
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "serve",
-                "--config",
-                str(config),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                self.url.rsplit(":", 1)[1],
-                "--database",
-                str(directory / "im.db"),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"the service exited at start:\n{self.output()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"the service did not answer /healthz in {STARTUP_SECONDS}s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self._log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._log.close()
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -127,7 +73,7 @@ class Service:
     def monitor(self, key: str, name: str, **settings: Any) -> None:
         self.call("PUT", f"/api/v1/monitors/{key}", {"name": name, **settings})
 
-    def batch(self, key: str, start: float, seconds: float, status: str, **f: Any) -> int:
+    def report(self, key: str, start: float, seconds: float, status: str, **f: Any) -> int:
         """A finished batch, reported at once."""
         body = {"logstatus": status, "starttime": _iso(start), "endtime": _iso(start + seconds)}
         batch_id: int = self.call("POST", f"/api/v1/monitors/{key}/batches", {**body, **f})[
@@ -155,7 +101,7 @@ def seed(service: Service) -> None:
     s.monitor("crm-accounts", "CRM → ERP account sync", alert_interval=60)
     for i in range(36):
         start = now - (36 - i) * 30 * MIN + 4 * MIN
-        s.batch(
+        s.report(
             "crm-accounts",
             start,
             55 + (i * 37) % 50,
@@ -172,7 +118,7 @@ def seed(service: Service) -> None:
     )
     for i in range(13):
         start = now - (14 - i) * DAY + 2 * HOUR
-        s.batch(
+        s.report(
             "sap-invoices",
             start,
             600 + (i * 97) % 420,
@@ -199,7 +145,7 @@ def seed(service: Service) -> None:
     for i in range(20):
         start = now - (20 - i) * 15 * MIN + 2 * MIN
         last = i == 19
-        s.batch(
+        s.report(
             "webshop-orders",
             start,
             8 + (i * 3) % 9,
@@ -212,7 +158,7 @@ def seed(service: Service) -> None:
     s.monitor("stock-levels", "Stock level feed", alert_no_updates_deceeds=50)
     for i in range(24):
         start = now - (24 - i) * HOUR + 10 * MIN
-        s.batch(
+        s.report(
             "stock-levels",
             start,
             20 + i % 7,
@@ -223,12 +169,12 @@ def seed(service: Service) -> None:
     s.monitor("dwh-nightly", "Nightly DWH load", alert_interval=1560)
     for i in range(10):
         start = now - (10 - i) * DAY + 12 * MIN
-        s.batch("dwh-nightly", start, 1500 + (i * 211) % 900, "ok", integrationid=f"dwh-{i}")
+        s.report("dwh-nightly", start, 1500 + (i * 211) % 900, "ok", integrationid=f"dwh-{i}")
     s.start("dwh-nightly", now - 12 * MIN, integrationid="dwh-10")
     s.monitor("hr-payroll", "Payroll CSV import", alert_interval=1500, alert_no_creates_deceeds=1)
     for i in range(7):
         start = now - (7 - i) * DAY + 5 * HOUR
-        s.batch("hr-payroll", start, 3 + i % 3, "ok", no_created=1 + i % 4, no_updated=40 + i)
+        s.report("hr-payroll", start, 3 + i % 3, "ok", no_created=1 + i % 4, no_updated=40 + i)
     s.monitor("payment-hooks", "Payment webhooks", type="message", alert_interval=120)
     for i in range(30):
         s.log(
