@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -54,7 +55,9 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     return op
 
 
+@cache
 def openapi_document() -> dict[str, Any]:
+    """Built once: it depends on the code only."""
     models: list[tuple[type[BaseModel], Any]] = [(ErrorOut, "serialization")]
     for route in ROUTES:
         if route.body is not None:
