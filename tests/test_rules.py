@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import socket
 import subprocess
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.processes import Processes, binary, http, wait_for
+from tests.service import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
@@ -26,14 +23,6 @@ TEST_FILES = sorted(RULES_DIR.glob("*.test.yml"))
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 # A label (target or external), not a metric: the base URL of the service for links.
 URL_LABEL = "integration_monitor_url"
-INSTALL_HINT = "run `make system-deps` (scripts/install-system-deps.sh installs it)"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found on PATH: {INSTALL_HINT}", pytrace=False)
-    return path
 
 
 def _run(args: list[str]) -> None:
@@ -69,11 +58,11 @@ def test_rule_and_test_files_exist() -> None:
 
 
 def test_promtool_check_rules() -> None:
-    _run([_tool("promtool"), "check", "rules", *map(str, RULE_FILES)])
+    _run([binary("promtool"), "check", "rules", *map(str, RULE_FILES)])
 
 
 def test_promtool_test_rules() -> None:
-    _run([_tool("promtool"), "test", "rules", *map(str, TEST_FILES)])
+    _run([binary("promtool"), "test", "rules", *map(str, TEST_FILES)])
 
 
 @pytest.mark.parametrize("alert", ALERTS, ids=[a["alert"] for a in ALERTS])
@@ -146,25 +135,9 @@ def metrics_server() -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _pending_or_firing(api: str) -> list[dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"{api}/api/v1/alerts", timeout=2) as response:
-            alerts: list[dict[str, Any]] = json.load(response)["data"]["alerts"]
-            return alerts
-    except (urllib.error.URLError, ConnectionError):
-        return []
-
-
 def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None:
     """The external label gives the base URL; a target label overrides it per target."""
-    prometheus = _tool("prometheus")
+    prometheus = binary("prometheus")
     config = {
         "global": {
             "scrape_interval": "1s",
@@ -186,38 +159,38 @@ def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
+
+    def links_of_both_jobs() -> dict[str, str]:
+        alerts = http("GET", f"{api}/api/v1/alerts", timeout=2.0)["data"]["alerts"]
+        links = {
+            alert["labels"]["job"]: alert["annotations"]["link"]
+            for alert in alerts
+            if alert["labels"]["alertname"] == "IntegrationMonitorError"
+        }
+        assert len(links) >= 2, f"links so far: {links}"
+        return links
+
+    processes = Processes()
+    try:
+        processes.start(
+            "prometheus",
             [
                 prometheus,
                 f"--config.file={tmp_path / 'prometheus.yml'}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path,
+            cwd=tmp_path,
         )
-    try:
-        links: dict[str, str] = {}
-        deadline = time.monotonic() + 60
-        while len(links) < 2 and time.monotonic() < deadline:
-            assert process.poll() is None, f"prometheus exited:\n{log_path.read_text()}"
-            time.sleep(0.5)
-            links = {
-                alert["labels"]["job"]: alert["annotations"]["link"]
-                for alert in _pending_or_firing(api)
-                if alert["labels"]["alertname"] == "IntegrationMonitorError"
-            }
+        links = wait_for(
+            "pending IntegrationMonitorError of both jobs", links_of_both_jobs, 60, processes
+        )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop()
     assert links == {
         "integration-monitor": "https://external.example.com/monitors/crm",
         "integration-monitor-b": "https://b.example.com/monitors/crm",
