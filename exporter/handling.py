@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -63,6 +64,8 @@ def _as_api_error(exc: Exception) -> ApiError | None:
             return ApiError(409, "batch_monitor_mismatch", str(exc), "batch_id")
         case WriterClosed():
             return ApiError(503, "unavailable", "The service is shutting down")
+        case sqlite3.OperationalError():  # disk full, read-only file, I/O error: retry later
+            return ApiError(503, "unavailable", f"The database did not take the write: {exc}")
         case web.HTTPException() if exc.status in _HTTP_CODES:
             code, message = _HTTP_CODES[exc.status]
             return ApiError(exc.status, code, message)

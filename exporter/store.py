@@ -345,7 +345,10 @@ class Store:
             self._count(monitor_id, deltas(None, batch))
             return Stored(batch, False, truncated)
 
-        return await self._writer.run(op)
+        try:
+            return await self._writer.run(op)
+        except sqlite3.IntegrityError as exc:
+            raise _monitor_gone(key, exc) from None
 
     async def update_batch(
         self,
@@ -432,7 +435,10 @@ class Store:
             self._count(monitor_id, deltas)
             return Stored(entry, False, truncated)
 
-        return await self._writer.run(op)
+        try:
+            return await self._writer.run(op)
+        except sqlite3.IntegrityError as exc:
+            raise _monitor_gone(key, exc) from None
 
     async def get_batch(self, batch_id: int) -> Batch | None:
         rows = await self._all(
@@ -616,6 +622,13 @@ class BatchOfOtherMonitor(Exception):
 
     def __init__(self, batch_id: int) -> None:
         super().__init__(f"batch {batch_id} belongs to another monitor")
+
+
+def _monitor_gone(key: str, exc: sqlite3.IntegrityError) -> Exception:
+    """A report for a monitor deleted since it was looked up: not found, as if a moment later."""
+    if "FOREIGN KEY" in str(exc):
+        return NotFound("monitor_not_found", f"No monitor with integration_key {key!r}")
+    return exc
 
 
 def _rowcount(sql: str, params: tuple[int, int], conn: sqlite3.Connection) -> int:

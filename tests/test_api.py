@@ -308,3 +308,23 @@ async def test_store_not_writable_is_503(client: Client) -> None:
     await _error(await client.get("/readyz"), 503, "unavailable")
     await _error(await client.post("/api/v1/monitors/crm/batches", json={}), 503, "unavailable")
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_report_racing_a_deleted_monitor_is_404(client: Client) -> None:
+    from exporter import appkeys
+
+    await put_monitor(client, "crm")
+    await client.app[appkeys.STORE].delete_monitor("crm")  # gone from the database only
+    await _error(
+        await client.post("/api/v1/monitors/crm/batches", json={}), 404, "monitor_not_found"
+    )
+    await _error(await client.post("/api/v1/monitors/crm/logs", json={}), 404, "monitor_not_found")
+
+
+def test_database_refusing_writes_is_503() -> None:
+    import sqlite3
+
+    from exporter.handling import _as_api_error
+
+    error = _as_api_error(sqlite3.OperationalError("database or disk is full"))
+    assert error is not None and (error.status, error.code) == (503, "unavailable")

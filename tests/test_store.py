@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from exporter.records import MonitorSettings
-from exporter.store import NewBatch, Store, apply_migrations, migrations
+from exporter.store import NewBatch, NotFound, Store, apply_migrations, migrations
 from tests.conftest import Clock, Factory, put_monitor
 
 T0 = 1_796_000_000.0
@@ -83,7 +83,7 @@ async def test_a_failing_write_does_not_sink_its_group(tmp_path: Path) -> None:
         )  # no such monitor
         results = await asyncio.gather(good, bad, return_exceptions=True)
         assert not isinstance(results[0], BaseException)
-        assert isinstance(results[1], sqlite3.IntegrityError)
+        assert isinstance(results[1], NotFound) and results[1].code == "monitor_not_found"
         assert len(await store.list_batches(monitor.id, 10, None)) == 1
     finally:
         await store.close()
