@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from exporter.writer import WriterClosed
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_ID = 2**63 - 1  # SQLite's largest integer
 REPORT_KIND = web.RequestKey("report_kind", str)
 
 
@@ -173,10 +175,10 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 
 def path_int(request: web.Request, name: str, code: str, what: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise ApiError(404, code, f"No {what} with id {request.match_info[name]!r}") from None
+    raw = request.match_info[name]
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise ApiError(404, code, f"No {what} with id {raw!r}")
+    return int(raw)
 
 
 def encode_cursor(position: tuple[float, int]) -> str:
@@ -187,10 +189,11 @@ def decode_cursor(request: web.Request) -> tuple[float, int] | None:
     raw = request.query.get("cursor")
     if not raw:
         return None
+    ts, _, ident = raw.partition("_")
     try:
-        ts, _, ident = raw.partition("_")
-        return float(ts), int(ident)
+        position = float(ts), int(ident)
     except ValueError:
-        raise ApiError(
-            422, "validation_error", "cursor is not one this API gave", "cursor"
-        ) from None
+        position = (math.nan, 0)
+    if not math.isfinite(position[0]) or not 0 <= position[1] <= MAX_ID:
+        raise ApiError(422, "validation_error", "cursor is not one this API gave", "cursor")
+    return position

@@ -89,7 +89,9 @@ class LogCreate(_Report):
 
     logstatus: str = Field("ok", description="Built-in or configured status.")
     message: str = Field("", description="The message (≤1024).")
-    batch_id: int | None = Field(None, description="The batch this log belongs to.")
+    batch_id: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="The batch this log belongs to."
+    )
 
 
 class EvaluateBody(_Body):

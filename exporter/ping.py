@@ -20,7 +20,7 @@ def _outcome(action: str) -> tuple[str, str, str]:
     if action in _OUTCOMES:
         status, field = _OUTCOMES[action]
         return status, field, ""
-    if action.isdigit() and int(action) <= 255:
+    if action.isdigit() and len(action) <= 3 and int(action) <= 255:
         code = int(action)
         if code == 0:
             return "ok", "logtext", ""

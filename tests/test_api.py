@@ -328,3 +328,24 @@ def test_database_refusing_writes_is_503() -> None:
 
     error = _as_api_error(sqlite3.OperationalError("database or disk is full"))
     assert error is not None and (error.status, error.code) == (503, "unavailable")
+
+
+async def test_out_of_range_numbers_are_client_errors(client: Client) -> None:
+    await put_monitor(client, "crm")
+    huge = "99999999999999999999999"
+    await _error(await client.patch(f"/api/v1/batches/{huge}", json={}), 404, "batch_not_found")
+    await _error(await client.get(f"/api/v1/batches/{huge}"), 404, "batch_not_found")
+    await _error(
+        await client.post("/api/v1/monitors/crm/logs", json={"batch_id": int(huge)}),
+        422,
+        "validation_error",
+        "batch_id",
+    )
+    for cursor in (f"1.0_{huge}", "1e400_1", "nan_1", "x"):
+        response = await client.get("/api/v1/monitors/crm/batches", params={"cursor": cursor})
+        await _error(response, 422, "validation_error", "cursor")
+    far = await client.post("/api/v1/monitors/crm/batches", json={"starttime": 1e300})
+    assert far.status == 422
+    await _error(
+        await client.post("/api/v1/monitors/crm/batches", data=b"\xff\xfe"), 400, "invalid_json"
+    )

@@ -62,8 +62,9 @@ async def test_exit_code_fails_with_the_code_and_body(client: Client) -> None:
     [batch] = await _batches(client, "job")
     assert batch["logstatus"] == "error"
     assert batch["errormsg"] == "exit code 3: Traceback: boom"
-    bad = await client.get("/ping/job/300")
-    assert bad.status == 404 and (await bad.json())["error"]["code"] == "not_found"
+    for action in ("300", "9" * 5000, "-1"):
+        bad = await client.get(f"/ping/job/{action}")
+        assert bad.status == 404 and (await bad.json())["error"]["code"] == "not_found"
 
 
 async def test_long_body_is_truncated(client: Client) -> None:
