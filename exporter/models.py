@@ -14,6 +14,7 @@ from exporter.records import KEY_PATTERN
 # The original's text limits; reports are truncated to them, never rejected for length.
 TEXT_LIMITS = {"integrationid": 64, "logtext": 256, "errormsg": 1024, "message": 1024}
 Count = Field(default=None, ge=0, le=2**62)
+SETTING_MAX = 2**31 - 1  # minutes or objects: far beyond any real setting, within SQLite
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -32,10 +33,18 @@ class MonitorBody(_Body):
     name: str = Field(min_length=1, max_length=32, description="Display name.")
     type: Literal["batch", "message"] = Field("batch", description="batch or message.")
     active: bool = Field(True, description="Inactive monitors are not evaluated.")
-    alert_interval: int = Field(0, ge=0, description="Minutes without a run before error; 0: off.")
-    alert_no_creates_deceeds: int = Field(0, ge=0, description="Minimum created; 0: off.")
-    alert_no_updates_deceeds: int = Field(0, ge=0, description="Minimum updated; 0: off.")
-    alert_no_deletes_deceeds: int = Field(0, ge=0, description="Minimum deleted; 0: off.")
+    alert_interval: int = Field(
+        0, ge=0, le=SETTING_MAX, description="Minutes without a run before error; 0: off."
+    )
+    alert_no_creates_deceeds: int = Field(
+        0, ge=0, le=SETTING_MAX, description="Minimum created; 0: off."
+    )
+    alert_no_updates_deceeds: int = Field(
+        0, ge=0, le=SETTING_MAX, description="Minimum updated; 0: off."
+    )
+    alert_no_deletes_deceeds: int = Field(
+        0, ge=0, le=SETTING_MAX, description="Minimum deleted; 0: off."
+    )
 
 
 class MonitorPatch(_Body):
@@ -44,10 +53,10 @@ class MonitorPatch(_Body):
     name: str | None = Field(None, min_length=1, max_length=32)
     type: Literal["batch", "message"] | None = None
     active: bool | None = None
-    alert_interval: int | None = Field(None, ge=0)
-    alert_no_creates_deceeds: int | None = Field(None, ge=0)
-    alert_no_updates_deceeds: int | None = Field(None, ge=0)
-    alert_no_deletes_deceeds: int | None = Field(None, ge=0)
+    alert_interval: int | None = Field(None, ge=0, le=SETTING_MAX)
+    alert_no_creates_deceeds: int | None = Field(None, ge=0, le=SETTING_MAX)
+    alert_no_updates_deceeds: int | None = Field(None, ge=0, le=SETTING_MAX)
+    alert_no_deletes_deceeds: int | None = Field(None, ge=0, le=SETTING_MAX)
 
 
 class _Report(_Body):

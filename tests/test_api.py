@@ -349,3 +349,13 @@ async def test_out_of_range_numbers_are_client_errors(client: Client) -> None:
     await _error(
         await client.post("/api/v1/monitors/crm/batches", data=b"\xff\xfe"), 400, "invalid_json"
     )
+
+
+async def test_monitor_settings_beyond_sqlite_integers_are_422(client: Client) -> None:
+    body = {"name": "n", "alert_no_deletes_deceeds": 149757151037795213205074608128}
+    await _error(
+        await client.put("/api/v1/monitors/big", json=body),
+        422,
+        "validation_error",
+        "alert_no_deletes_deceeds",
+    )
