@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -40,6 +41,7 @@ from exporter.models import (
     TransitionList,
 )
 from exporter.records import KEY_PATTERN, MonitorSettings
+from exporter.store import Stored
 from exporter.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
 
 PUSH: frozenset[Role] = frozenset({"push"})
@@ -118,8 +120,10 @@ async def list_transitions(request: web.Request) -> web.Response:
     return json_response({"items": [transition_json(t) for t in rows]})
 
 
-def _stored_headers(replayed: bool) -> dict[str, str] | None:
-    return {"Idempotent-Replayed": "true"} if replayed else None
+def _stored(name: str, record: dict[str, Any], stored: Stored[Any], status: int) -> web.Response:
+    """A stored report's answer: the record, the truncated fields, whether it was a replay."""
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
+    return json_response({name: record, "truncated": list(stored.truncated)}, status, headers)
 
 
 async def create_batch(request: web.Request) -> web.Response:
@@ -127,11 +131,7 @@ async def create_batch(request: web.Request) -> web.Response:
     stored = await request.app[appkeys.REPORTS].create_batch(
         _key(request), body, idempotency(request, raw)
     )
-    return json_response(
-        {"batch": batch_json(stored.record), "truncated": list(stored.truncated)},
-        201,
-        _stored_headers(stored.replayed),
-    )
+    return _stored("batch", batch_json(stored.record), stored, 201)
 
 
 async def update_batch(request: web.Request) -> web.Response:
@@ -140,11 +140,7 @@ async def update_batch(request: web.Request) -> web.Response:
     stored = await request.app[appkeys.REPORTS].update_batch(
         batch_id, body, idempotency(request, raw)
     )
-    return json_response(
-        {"batch": batch_json(stored.record), "truncated": list(stored.truncated)},
-        200,
-        _stored_headers(stored.replayed),
-    )
+    return _stored("batch", batch_json(stored.record), stored, 200)
 
 
 async def get_batch(request: web.Request) -> web.Response:
@@ -173,11 +169,7 @@ async def create_log(request: web.Request) -> web.Response:
     stored = await request.app[appkeys.REPORTS].create_log(
         _key(request), body, idempotency(request, raw)
     )
-    return json_response(
-        {"log": log_json(stored.record), "truncated": list(stored.truncated)},
-        201,
-        _stored_headers(stored.replayed),
-    )
+    return _stored("log", log_json(stored.record), stored, 201)
 
 
 async def list_logs(request: web.Request) -> web.Response:
