@@ -164,7 +164,10 @@ class Store:
     def __init__(self, path: str, max_group: int = 512, synchronous: str = "FULL") -> None:
         self.path = path
         self._writer = GroupCommitWriter(
-            _connect_writer(path, synchronous), max_group, self._flush_counters
+            _connect_writer(path, synchronous),
+            max_group,
+            self._flush_counters,
+            self._discard_counters,
         )
         self._reader: aiosqlite.Connection | None = None
         # Counter increments of the group being committed, merged per counter and written
@@ -204,6 +207,10 @@ class Store:
         pending, self._pending = self._pending, {}
         if pending:
             _add_counters(conn, [(*key, value) for key, value in pending.items()])
+
+    def _discard_counters(self) -> None:
+        """The group was rolled back: none of its increments may reach the next commit."""
+        self._pending = {}
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "store not open"

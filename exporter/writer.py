@@ -25,8 +25,9 @@ class GroupCommitWriter:
     `max_group`), so under load one commit (one fsync) covers many reports. Each operation runs
     inside its own SAVEPOINT: one that raises is rolled back alone and its caller gets the
     exception, the others of its group still commit. `before_commit` runs last inside each
-    group's transaction (the store writes its merged counters there). A caller's future resolves
-    only after the COMMIT returned.
+    group's transaction (the store writes its merged counters there); `after_rollback` runs when
+    a whole group failed and was rolled back (the store forgets that group's counters). A
+    caller's future resolves only after the COMMIT returned.
     """
 
     def __init__(
@@ -34,10 +35,12 @@ class GroupCommitWriter:
         connect: Callable[[], sqlite3.Connection],
         max_group: int,
         before_commit: Callable[[sqlite3.Connection], None] | None = None,
+        after_rollback: Callable[[], None] | None = None,
     ) -> None:
         self._connect = connect
         self._max_group = max_group
         self._before_commit = before_commit
+        self._after_rollback = after_rollback
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._conn: sqlite3.Connection | None = None
@@ -122,6 +125,8 @@ class GroupCommitWriter:
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if self._after_rollback is not None:
+                self._after_rollback()
             raise
         self.groups_committed += 1
         self.writes_committed += len(ops)

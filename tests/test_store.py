@@ -184,3 +184,27 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None
     names = {r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "batch_by_created" not in names and "batch_by_monitor_start" in names
     check.close()
+
+
+async def test_a_group_rolled_back_leaves_no_counter_increment_behind(tmp_path: Path) -> None:
+    """A report whose group failed was never stored: the next commit must not count it."""
+    store = Store(str(tmp_path / "r.db"))
+    await store.open()
+    try:
+        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+
+        def sabotage(conn: sqlite3.Connection) -> None:
+            conn.execute("ROLLBACK")  # as SQLite does on its own after some errors
+
+        lost, broken = await asyncio.gather(
+            store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas),
+            store.writer.run(sabotage),
+            return_exceptions=True,
+        )
+        assert isinstance(lost, sqlite3.Error) and isinstance(broken, sqlite3.Error)
+        await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+        [row] = await store.load_runs(["ok"])
+        assert len(await store.list_batches(monitor.id, 10, None)) == 1
+        assert row.counters == [("runs", "ok", 1.0)]
+    finally:
+        await store.close()
