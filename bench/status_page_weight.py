@@ -83,7 +83,7 @@ async def measure(monitors: int) -> dict[str, int | float]:
 
 
 def _iso(ts: float) -> str:
-    from exporter.models import iso
+    from exporter.times import iso
 
     return iso(ts) or ""
 

@@ -73,7 +73,12 @@ async def _retention_loop(app: web.Application) -> None:
         await asyncio.sleep(config.retention.interval_seconds)
         try:
             now = clock()
-            deleted = await store.prune(now - config.retention.max_age_days * DAY, now - DAY)
+            deleted = await store.prune(
+                now - config.retention.max_age_days * DAY,
+                now - DAY,
+                config.reports.max_clock_skew_seconds,
+                config.retention.transitions_per_monitor,
+            )
             log.info("retention: pruned %d batches and logs", deleted)
         except asyncio.CancelledError:
             raise
@@ -85,9 +90,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Open the store, load the state, upsert configured monitors, run the loops; then close."""
     config, store, state = app[appkeys.CONFIG], app[appkeys.STORE], app[appkeys.STATE]
     await store.open()
-    severities = config.severities()
-    state.load(await store.load_runs([s for s, sev in severities.items() if sev != "running"]))
+    severities, skew = config.severities(), config.reports.max_clock_skew_seconds
     now = app[appkeys.CLOCK]()
+    ok = [s for s, sev in severities.items() if sev == "ok"]
+    if repaired := await store.repair_success_times(now + skew, ok):
+        log.warning("database %s: %d last-success times lay in the future", store.path, repaired)
+    finished = [s for s, sev in severities.items() if sev != "running"]
+    state.load(await store.load_runs(finished, skew))
     for declared in config.monitors:
         values = declared.model_dump()
         key = values.pop("integration_key")
@@ -121,7 +130,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     app = web.Application(
         client_max_size=config.server.max_body_bytes, middlewares=[errors_middleware]
     )
-    state = State(config.severities())
+    state = State(config.severities(), config.reports.max_clock_skew_seconds)
     stats = ServiceStats()
     store = Store(config.database.path, config.database.max_group_size, config.database.synchronous)
     buckets = DurationBuckets(config.metrics.duration_buckets)
@@ -133,7 +142,15 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     app[appkeys.STATS] = stats
     app[appkeys.AUTH] = Auth(config.auth.tokens)
     app[appkeys.EVALUATOR] = evaluator
-    app[appkeys.REPORTS] = Reports(store, state, buckets, clock, stats, evaluator.after_report)
+    app[appkeys.REPORTS] = Reports(
+        store,
+        state,
+        buckets,
+        clock,
+        stats,
+        evaluator.after_report,
+        config.reports.max_clock_skew_seconds,
+    )
     monitors = MonitorCollector(state, buckets)
     service = service_registry(state, stats, config.evaluation.interval_seconds, store)
     app[appkeys.REGISTRY] = build_registry(monitors, service)

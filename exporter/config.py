@@ -61,11 +61,24 @@ class DatabaseConfig(_Section):
     )
 
 
+class ReportsConfig(_Section):
+    max_clock_skew_seconds: float = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="How far in the future a report's starttime or endtime may lie (a job "
+        "host's clock running ahead); later times are refused with 422.",
+    )
+
+
 class RetentionConfig(_Section):
     max_age_days: float = Field(
         30, gt=0, description="Batches and logs older than this are pruned. Counters are kept."
     )
     interval_seconds: float = Field(3600, gt=0, description="How often pruning runs.")
+    transitions_per_monitor: int = Field(
+        100, ge=1, le=100_000, description="Alert status changes kept per monitor (newest)."
+    )
 
 
 class EvaluationConfig(_Section):
@@ -119,6 +132,9 @@ class MonitorConfig(MonitorBody):
 class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="SQLite store.")
+    reports: ReportsConfig = Field(
+        default_factory=ReportsConfig, description="What reports may carry."
+    )
     retention: RetentionConfig = Field(
         default_factory=RetentionConfig,
         description="Pruning of old batches and logs.",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from exporter.records import MonitorSettings, Run
 from exporter.statuses import AlertStatus, Severity
+from exporter.times import format_time
 
 ALERTTEXT_LIMIT = 256
 # Why a monitor is in error, as bounded words for labels (integration_monitor_alert_reason).
@@ -25,11 +25,6 @@ class Evaluation:
     alerttext: str
     reasons: tuple[str, ...]
     kinds: frozenset[str] = frozenset()  # of REASON_KINDS
-
-
-def format_time(ts: float) -> str:
-    """A time as people on call read it: 2026-11-28 10:02 UTC."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def format_span(seconds: float) -> str:

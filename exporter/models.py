@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import time
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -228,32 +226,6 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
-
-
-_SECONDS: dict[int, str] = {}  # whole second -> "2026-11-30T10:02:03", for recent seconds
-
-
-def iso(ts: float | None) -> str | None:
-    """Unix seconds as ISO 8601 UTC with milliseconds and Z: 2026-11-30T10:02:03.123Z.
-
-    Rounds as `datetime.fromtimestamp` does (to the microsecond, then cut to the millisecond)
-    and formats each whole second once: responses carry several times of the same second.
-    """
-    if ts is None:
-        return None
-    fraction, whole = math.modf(ts)
-    micros = round(fraction * 1e6)
-    second = int(whole)
-    if micros >= 1_000_000:
-        second, micros = second + 1, micros - 1_000_000
-    elif micros < 0:
-        second, micros = second - 1, micros + 1_000_000
-    text = _SECONDS.get(second)
-    if text is None:
-        if len(_SECONDS) > 4096:
-            _SECONDS.clear()
-        text = _SECONDS[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{text}.{micros // 1000:03d}Z"
 
 
 def truncate(values: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:

@@ -12,10 +12,7 @@ from exporter.records import OPERATIONS, Batch, Log
 from exporter.state import SUCCESS, DurationBuckets, MonitorState, State
 from exporter.stats import ServiceStats
 from exporter.store import CounterDelta, Idempotency, NewBatch, NewLog, Store, Stored
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
+from exporter.times import EARLIEST, iso
 
 
 def _counts(record: Batch) -> tuple[int, int, int]:
@@ -37,8 +34,10 @@ class Reports:
         clock: Callable[[], float],
         stats: ServiceStats,
         after_report: Callable[[MonitorState], None],
+        max_clock_skew: float,
     ) -> None:
         self._store = store
+        self._max_skew = max_clock_skew
         self._state = state
         self._buckets = buckets
         self._clock = clock
@@ -61,6 +60,23 @@ class Reports:
                 422, "invalid_status", f"Unknown logstatus {status!r}; known: {known}", "logstatus"
             )
 
+    def _time(self, value: datetime | None, field: str, now: float) -> float | None:
+        """A report's time as Unix seconds, if it could be true: not before 2000, not later
+        than now plus the clock-skew allowance (a time in 2100 would stay the latest run)."""
+        if value is None:
+            return None
+        ts = value.timestamp()
+        latest = now + self._max_skew
+        if EARLIEST <= ts <= latest:
+            return ts
+        raise ApiError(
+            422,
+            "validation_error",
+            f"{field} {iso(ts)} is outside the accepted range {iso(EARLIEST)} to {iso(latest)} "
+            f"(now plus {self._max_skew:g} s of clock skew)",
+            field,
+        )
+
     def batch_deltas(self, old: Batch | None, new: Batch) -> list[CounterDelta]:
         """Counter increments when a batch is stored: a run counts once, when it finishes."""
         final = self._state.is_final
@@ -69,7 +85,8 @@ class Reports:
         deltas: list[CounterDelta] = []
         if self._state.severity(new.logstatus) == "ok":
             end = new.endtime if new.endtime is not None else new.starttime
-            deltas.append((*SUCCESS, end))
+            # Never later than the report itself: a fast clock must not pin the time ahead.
+            deltas.append((*SUCCESS, min(end, new.updated_at)))
         if old is None or not final(old.logstatus):
             deltas.append(("runs", new.logstatus, 1.0))
             deltas += [
@@ -115,8 +132,8 @@ class Reports:
                 "errormsg": body.errormsg,
             }
         )
-        start = _ts(body.starttime) or now
-        end = _ts(body.endtime)
+        start = self._time(body.starttime, "starttime", now) or now
+        end = self._time(body.endtime, "endtime", now)
         if end is None and self._state.is_final(body.logstatus):
             end = max(now, start)
         if end is not None and end < start:
@@ -156,6 +173,7 @@ class Reports:
         }
         texts, cut = truncate(given)
         final = self._state.is_final
+        given_end = self._time(body.endtime, "endtime", now)
 
         def change(old: Batch) -> Batch:
             if final(old.logstatus) and not final(body.logstatus):
@@ -165,7 +183,7 @@ class Reports:
                     f"Batch {old.id} finished as {old.logstatus!r}; it cannot run again",
                     "logstatus",
                 )
-            end = _ts(body.endtime)
+            end = given_end
             if end is None and final(body.logstatus):
                 end = old.endtime if old.endtime is not None else max(now, old.starttime)
             if end is not None and end < old.starttime:

@@ -72,8 +72,9 @@ class DurationBuckets:
 class State:
     """Every monitor's state, by key."""
 
-    def __init__(self, severities: Mapping[str, Severity]) -> None:
+    def __init__(self, severities: Mapping[str, Severity], max_clock_skew: float = 0.0) -> None:
         self.severities = dict(severities)
+        self.max_clock_skew = max_clock_skew
         self.monitors: dict[str, MonitorState] = {}
         self._keys_by_id: dict[int, str] = {}
         self.membership = 0  # bumped when a monitor is added or removed
@@ -117,8 +118,14 @@ class State:
     def is_final(self, status: str) -> bool:
         return self.severity(status) != "running"
 
-    def apply_run(self, monitor_id: int, run: Run, deltas: Iterable[CounterDelta]) -> None:
-        """Take a stored batch or log (already committed) and its counter increments."""
+    def apply_run(
+        self, monitor_id: int, run: Run, deltas: Iterable[CounterDelta], plausible: bool = True
+    ) -> None:
+        """Take a stored batch or log (already committed) and its counter increments.
+
+        A run that is not `plausible` (it claims to start after it was received) is counted
+        but never becomes the latest: it would hide every run after it.
+        """
         ms = self.by_id(monitor_id)
         if ms is None:
             return
@@ -127,7 +134,7 @@ class State:
             old = ms.counters.get(key, 0.0)
             ms.counters[key] = max(old, delta) if kind == LATEST else old + delta
         counts_as_run = (run.kind == "batch") == (ms.monitor.settings.type == "batch")
-        if counts_as_run:
+        if counts_as_run and plausible:
             if ms.latest is None or ms.latest.id == run.id or run.order > ms.latest.order:
                 ms.latest = run
             if self.is_final(run.logstatus):
@@ -137,7 +144,8 @@ class State:
         ms.version += 1
 
     def apply_batch(self, batch: Batch, deltas: Iterable[CounterDelta]) -> None:
-        self.apply_run(batch.monitor_id, Run.of_batch(batch), deltas)
+        plausible = batch.starttime <= batch.created_at + self.max_clock_skew
+        self.apply_run(batch.monitor_id, Run.of_batch(batch), deltas, plausible)
 
     def apply_log(self, entry: Log, deltas: Iterable[CounterDelta]) -> None:
         self.apply_run(entry.monitor_id, Run.of_log(entry), deltas)

@@ -102,6 +102,8 @@ _LOG_COLS = (
     "l.id, l.monitor_id, m.integration_key, l.batch_id, l.logstatus, l.integrationid, "
     "l.logtext, l.errormsg, l.message, l.created_at"
 )
+# A batch that could have happened: it did not start after it was received (clock skew allowed).
+_PLAUSIBLE = "x.starttime <= x.created_at + ?"
 _BATCH_FROM = "integration_monitor_batch b JOIN integration_monitor m ON m.id = b.monitor_id"
 _LOG_FROM = "integration_monitor_log l JOIN integration_monitor m ON m.id = l.monitor_id"
 _SETTINGS = tuple(f.name for f in fields(MonitorSettings))
@@ -507,11 +509,15 @@ class Store:
 
     # -- start-up, health, retention ---------------------------------------------------------
 
-    async def load_runs(self, finished_statuses: Sequence[str]) -> list[MonitorRuns]:
+    async def load_runs(
+        self, finished_statuses: Sequence[str], max_clock_skew: float = 0.0
+    ) -> list[MonitorRuns]:
         """Every monitor with its latest run, its latest finished run and its counters.
 
         A handful of statements whatever the number of monitors: each finds every monitor's
-        newest row through the (monitor, time, id) index.
+        newest row through the (monitor, time, id) index. A batch that claims to start later
+        than it was received (by more than `max_clock_skew`) is never the latest: a database
+        written before report times were bounded may hold such rows.
         """
         monitors = await self.list_monitors()
         counters: dict[int, list[tuple[str, str, float]]] = {}
@@ -526,9 +532,9 @@ class Store:
             for row in await self._all(
                 f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id IN (SELECT (SELECT x.id "
                 f"FROM integration_monitor_batch x WHERE x.monitor_id = m.id {finished} "
-                "ORDER BY x.starttime DESC, x.id DESC LIMIT 1) FROM integration_monitor m "
-                "WHERE m.type = 'batch')",
-                params,
+                f"AND {_PLAUSIBLE} ORDER BY x.starttime DESC, x.id DESC LIMIT 1) "
+                "FROM integration_monitor m WHERE m.type = 'batch')",
+                [*params, max_clock_skew],
             ):
                 batch = _batch(row)
                 newest[(which, batch.monitor_id)] = batch
@@ -567,8 +573,62 @@ class Store:
                 total += os.path.getsize(self.path + suffix)
         return total
 
-    async def prune(self, cutoff: float, idempotency_cutoff: float, chunk: int = 5000) -> int:
-        """Delete batches and logs created before `cutoff`, keeping each monitor's latest ones.
+    async def repair_success_times(self, limit: float, ok_statuses: Sequence[str]) -> int:
+        """Bring back to earth last-success times beyond `limit` (now plus the clock skew).
+
+        Only a database written before report times were bounded holds them: the time is
+        found again from the stored runs (never later than each was received), or dropped
+        when none is left. Returns the number of monitors repaired.
+        """
+        ok = ",".join("?" * len(ok_statuses))
+
+        def op(conn: sqlite3.Connection) -> int:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT monitor_id FROM monitor_counter WHERE kind = ? AND name = 'success' "
+                    "AND value > ?",
+                    (LATEST, limit),
+                )
+            ]
+            for monitor_id in ids:
+                found = conn.execute(
+                    "SELECT max(t) FROM (SELECT min(coalesce(b.endtime, b.starttime), "
+                    "b.updated_at) AS t FROM integration_monitor_batch b JOIN "
+                    "integration_monitor m ON m.id = b.monitor_id WHERE b.monitor_id = ? "
+                    f"AND m.type = 'batch' AND b.logstatus IN ({ok}) UNION ALL "
+                    "SELECT l.created_at FROM integration_monitor_log l JOIN "
+                    "integration_monitor m ON m.id = l.monitor_id WHERE l.monitor_id = ? "
+                    f"AND m.type = 'message' AND l.logstatus IN ({ok})) WHERE t <= ?",
+                    (monitor_id, *ok_statuses, monitor_id, *ok_statuses, limit),
+                ).fetchone()[0]
+                key = (monitor_id, LATEST)
+                if found is None:
+                    conn.execute(
+                        "DELETE FROM monitor_counter WHERE monitor_id = ? AND kind = ? "
+                        "AND name = 'success'",
+                        key,
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE monitor_counter SET value = ? WHERE monitor_id = ? AND kind = ? "
+                        "AND name = 'success'",
+                        (found, *key),
+                    )
+            return len(ids)
+
+        return await self._writer.run(op)
+
+    async def prune(
+        self,
+        cutoff: float,
+        idempotency_cutoff: float,
+        max_clock_skew: float = 0.0,
+        transitions_kept: int = 100,
+        chunk: int = 5000,
+    ) -> int:
+        """Delete batches and logs created before `cutoff`, keeping each monitor's latest ones,
+        and all but each monitor's `transitions_kept` newest alert transitions.
 
         Counters live in their own table and are not touched. Works in chunks so that reports
         are never held up for long. Returns the number of rows deleted.
@@ -583,8 +643,9 @@ class Store:
                 conn.execute(
                     "INSERT OR IGNORE INTO keep_run SELECT id FROM (SELECT (SELECT x.id FROM "
                     f"integration_monitor_batch x WHERE x.monitor_id = m.id {finished} "
-                    "ORDER BY x.starttime DESC, x.id DESC LIMIT 1) AS id "
-                    "FROM integration_monitor m) WHERE id IS NOT NULL"
+                    f"AND {_PLAUSIBLE} ORDER BY x.starttime DESC, x.id DESC LIMIT 1) AS id "
+                    "FROM integration_monitor m) WHERE id IS NOT NULL",
+                    (max_clock_skew,),
                 )
             conn.execute(
                 "INSERT OR IGNORE INTO keep_log SELECT id FROM (SELECT (SELECT x.id FROM "
@@ -621,6 +682,30 @@ class Store:
                 "DELETE FROM idempotency_key WHERE created_at < ?", (idempotency_cutoff,)
             )
         )
+        return deleted + await self._prune_transitions(transitions_kept, chunk)
+
+    async def _prune_transitions(self, kept: int, chunk: int) -> int:
+        """Keep each monitor's `kept` newest transitions; a few hundred monitors per write."""
+        crowded = [
+            row[0]
+            for row in await self._all(
+                "SELECT monitor_id FROM alert_transition GROUP BY monitor_id HAVING count(*) > ?",
+                (kept,),
+            )
+        ]
+        sql = (
+            "DELETE FROM alert_transition WHERE monitor_id = ? AND (at, id) < "
+            "(SELECT at, id FROM alert_transition WHERE monitor_id = ? "
+            "ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?)"
+        )
+        step = max(1, chunk // max(kept, 1))
+
+        def op(ids: list[int], conn: sqlite3.Connection) -> int:
+            return sum(conn.execute(sql, (mid, mid, kept - 1)).rowcount for mid in ids)
+
+        deleted = 0
+        for start in range(0, len(crowded), step):
+            deleted += await self._writer.run(partial(op, crowded[start : start + step]))
         return deleted
 
 

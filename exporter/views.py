@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.evaluation import Evaluation
-from exporter.models import iso
 from exporter.records import Batch, Log, Monitor, Run, Transition
+from exporter.times import iso
 
 
 def monitor_json(monitor: Monitor, last_run: Run | None = None) -> dict[str, Any]:

@@ -24,12 +24,12 @@ from exporter.auth import bearer
 from exporter.badge import COLOURS, badge_for, render_badge
 from exporter.charts import ChartRun, counts_chart, duration_chart, short_span, status_strip
 from exporter.errors import ApiError
-from exporter.evaluation import format_span, format_time, severity_of
+from exporter.evaluation import format_span, severity_of
 from exporter.handling import Handler, check_roles, json_response, query_int
-from exporter.models import iso
 from exporter.records import Batch, Log, Transition
 from exporter.state import MonitorState, State
 from exporter.statuses import Severity
+from exporter.times import format_time, iso
 
 HERE = Path(__file__).parent
 COOKIE = "im_token"

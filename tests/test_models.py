@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from exporter.models import TEXT_LIMITS, iso, truncate
+from exporter.models import TEXT_LIMITS, truncate
+from exporter.times import iso
 
 
 def test_iso_formats_exactly_as_datetime_does() -> None:

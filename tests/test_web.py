@@ -59,7 +59,7 @@ async def report(
 ) -> dict[str, Any]:
     """A finished batch that started `ago` seconds before the app's clock and ran 42 s."""
     from exporter import appkeys
-    from exporter.models import iso
+    from exporter.times import iso
 
     now = client.app[appkeys.CLOCK]()
     body = {
