@@ -14,6 +14,7 @@ from exporter.config import Role
 from exporter.errors import ApiError
 from exporter.handling import (
     Handler,
+    caller_of,
     decode_cursor,
     encode_cursor,
     idempotency,
@@ -22,6 +23,7 @@ from exporter.handling import (
     path_int,
     query_int,
     require,
+    visible_monitor,
 )
 from exporter.models import (
     BatchCreate,
@@ -40,7 +42,7 @@ from exporter.models import (
     MonitorPatch,
     TransitionList,
 )
-from exporter.records import KEY_PATTERN, MonitorSettings
+from exporter.records import KEY_PATTERN, Batch, MonitorSettings
 from exporter.store import Stored
 from exporter.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
 
@@ -71,19 +73,26 @@ def _key(request: web.Request) -> str:
 
 
 async def list_monitors(request: web.Request) -> web.Response:
-    state = request.app[appkeys.STATE]
-    items = [monitor_json(ms.monitor, ms.latest) for _, ms in sorted(state.monitors.items())]
+    state, covers = request.app[appkeys.STATE], caller_of(request).covers
+    items = [
+        monitor_json(ms.monitor, ms.latest)
+        for key, ms in sorted(state.monitors.items())
+        if covers(key)
+    ]
     return json_response({"items": items})
 
 
 async def get_monitor(request: web.Request) -> web.Response:
-    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    ms = visible_monitor(request, _key(request))
     return json_response(monitor_json(ms.monitor, ms.latest))
 
 
 async def put_monitor(request: web.Request) -> web.Response:
     key = _key(request)
     _check_key(key)
+    caller = caller_of(request)
+    if not caller.covers(key):  # the same answer whether the monitor exists or not
+        raise ApiError(403, "forbidden", f"Token {caller.name!r} does not cover {key!r}")
     body, _ = await parse_body(request, MonitorBody)
     settings = MonitorSettings(**body.model_dump())
     monitor, created = await request.app[appkeys.STORE].put_monitor(
@@ -95,7 +104,7 @@ async def put_monitor(request: web.Request) -> web.Response:
 
 async def patch_monitor(request: web.Request) -> web.Response:
     key = _key(request)
-    request.app[appkeys.REPORTS].monitor(key)
+    visible_monitor(request, key)
     body, _ = await parse_body(request, MonitorPatch)
     changes = body.model_dump(exclude_none=True)
     monitor = await request.app[appkeys.STORE].patch_monitor(
@@ -107,14 +116,14 @@ async def patch_monitor(request: web.Request) -> web.Response:
 
 async def delete_monitor(request: web.Request) -> web.Response:
     key = _key(request)
-    request.app[appkeys.REPORTS].monitor(key)
+    visible_monitor(request, key)
     await request.app[appkeys.STORE].delete_monitor(key)
     request.app[appkeys.STATE].remove_monitor(key)
     return web.Response(status=204)
 
 
 async def list_transitions(request: web.Request) -> web.Response:
-    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 100, 1, 1000)
     rows = await request.app[appkeys.STORE].list_transitions(ms.monitor.id, limit)
     return json_response({"items": [transition_json(t) for t in rows]})
@@ -127,18 +136,29 @@ def _stored(name: str, record: dict[str, Any], stored: Stored[Any], status: int)
 
 
 async def create_batch(request: web.Request) -> web.Response:
+    key = _key(request)
+    visible_monitor(request, key)
     body, raw = await parse_body(request, BatchCreate)
-    stored = await request.app[appkeys.REPORTS].create_batch(
-        _key(request), body, idempotency(request, raw)
-    )
+    stored = await request.app[appkeys.REPORTS].create_batch(key, body, idempotency(request, raw))
     return _stored("batch", batch_json(stored.record), stored, 201)
+
+
+async def _visible_batch(request: web.Request, batch_id: int) -> Batch:
+    """The batch, if the caller's token covers its monitor; else 404 as if it did not exist."""
+    batch = await request.app[appkeys.STORE].get_batch(batch_id)
+    if batch is None or not caller_of(request).covers(batch.integration_key):
+        raise ApiError(404, "batch_not_found", f"No batch with id {batch_id}")
+    return batch
 
 
 async def update_batch(request: web.Request) -> web.Response:
     batch_id = path_int(request, "id", "batch_not_found", "batch")
+    caller = caller_of(request)
+    if caller.scoped:  # a batch's monitor never changes: checked before the write is enough
+        await _visible_batch(request, batch_id)
     body, raw = await parse_body(request, BatchUpdate)
     stored = await request.app[appkeys.REPORTS].update_batch(
-        batch_id, body, idempotency(request, raw)
+        batch_id, body, idempotency(request, raw), token=caller.name
     )
     return _stored("batch", batch_json(stored.record), stored, 200)
 
@@ -146,15 +166,13 @@ async def update_batch(request: web.Request) -> web.Response:
 async def get_batch(request: web.Request) -> web.Response:
     batch_id = path_int(request, "id", "batch_not_found", "batch")
     store = request.app[appkeys.STORE]
-    batch = await store.get_batch(batch_id)
-    if batch is None:
-        raise ApiError(404, "batch_not_found", f"No batch with id {batch_id}")
+    batch = await _visible_batch(request, batch_id)
     logs = await store.list_logs(None, 1000, None, batch_id=batch_id)
     return json_response({"batch": batch_json(batch), "logs": [log_json(x) for x in logs]})
 
 
 async def list_batches(request: web.Request) -> web.Response:
-    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 50, 1, 500)
     rows = await request.app[appkeys.STORE].list_batches(
         ms.monitor.id, limit, decode_cursor(request)
@@ -165,15 +183,15 @@ async def list_batches(request: web.Request) -> web.Response:
 
 
 async def create_log(request: web.Request) -> web.Response:
+    key = _key(request)
+    visible_monitor(request, key)
     body, raw = await parse_body(request, LogCreate)
-    stored = await request.app[appkeys.REPORTS].create_log(
-        _key(request), body, idempotency(request, raw)
-    )
+    stored = await request.app[appkeys.REPORTS].create_log(key, body, idempotency(request, raw))
     return _stored("log", log_json(stored.record), stored, 201)
 
 
 async def list_logs(request: web.Request) -> web.Response:
-    ms = request.app[appkeys.REPORTS].monitor(_key(request))
+    ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 50, 1, 500)
     rows = await request.app[appkeys.STORE].list_logs(ms.monitor.id, limit, decode_cursor(request))
     last = rows[-1] if len(rows) == limit else None
@@ -183,10 +201,13 @@ async def list_logs(request: web.Request) -> web.Response:
 
 async def evaluate(request: web.Request) -> web.Response:
     body, _ = await parse_body(request, EvaluateBody)
+    caller = caller_of(request)
     keys = None
     if body.integration_key is not None:
-        request.app[appkeys.REPORTS].monitor(body.integration_key)
+        visible_monitor(request, body.integration_key)
         keys = [body.integration_key]
+    elif caller.scoped:  # a token for some monitors evaluates, and learns of, those only
+        keys = [key for key in request.app[appkeys.STATE].monitors if caller.covers(key)]
     results = await request.app[appkeys.EVALUATOR].run_pass(keys)
     return json_response({"items": [evaluation_json(ms.monitor, r) for ms, r in results]})
 

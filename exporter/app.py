@@ -8,6 +8,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -16,14 +17,17 @@ from exporter import appkeys
 from exporter.api import READ, add_routes
 from exporter.auth import Auth
 from exporter.config import Config, ConfigError, is_loopback
+from exporter.errors import ApiError
 from exporter.evaluator import Evaluator
 from exporter.exposition import Exposition
+from exporter.guards import BodyReader, request_guard
 from exporter.handling import check_roles, errors_middleware, json_response
 from exporter.metrics import MonitorCollector, build_registry, service_registry
 from exporter.openapi import openapi_document
 from exporter.ping import add_ping_routes
 from exporter.records import MonitorSettings
 from exporter.reports import Reports
+from exporter.sessions import Sessions
 from exporter.state import DurationBuckets, State
 from exporter.stats import ServiceStats
 from exporter.store import Store
@@ -48,7 +52,14 @@ def check_bind(config: Config) -> None:
 async def metrics(request: web.Request) -> web.StreamResponse:
     config = request.app[appkeys.CONFIG]
     if config.metrics.require_auth and request.app[appkeys.AUTH].enabled:
-        check_roles(request, READ)
+        caller = await check_roles(request, READ, allow_session=True)
+        if caller.scoped:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"Token {caller.name!r} covers some monitors only; /metrics needs one that "
+                "covers every monitor",
+            )
     _, content_type = choose_encoder(request.headers.get("Accept", ""))
     exposition = request.app[appkeys.EXPOSITION]
     chunks = await exposition.chunks_yielding(content_type.startswith(OPENMETRICS))
@@ -63,7 +74,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    check_roles(request, READ)
+    await check_roles(request, READ, allow_session=True)
     return json_response(openapi_document())
 
 
@@ -127,9 +138,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the service for `config`; the store opens when the app starts."""
-    app = web.Application(
-        client_max_size=config.server.max_body_bytes, middlewares=[errors_middleware]
+    server = config.server
+    bodies = BodyReader(server.read_timeout_seconds)
+    guard = request_guard(
+        not config.auth.tokens, (*server.allowed_hosts, urlsplit(server.base_url).hostname or "")
     )
+    app = web.Application(
+        client_max_size=server.max_body_bytes,
+        middlewares=[errors_middleware, guard, bodies.middleware],
+    )
+    app.on_shutdown.append(bodies.on_shutdown)
     state = State(config.severities(), config.reports.max_clock_skew_seconds)
     stats = ServiceStats()
     store = Store(config.database.path, config.database.max_group_size, config.database.synchronous)
@@ -140,7 +158,8 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     app[appkeys.STORE] = store
     app[appkeys.STATE] = state
     app[appkeys.STATS] = stats
-    app[appkeys.AUTH] = Auth(config.auth.tokens)
+    auth = app[appkeys.AUTH] = Auth(config.auth.tokens)
+    app[appkeys.SESSIONS] = Sessions(store, auth, clock)
     app[appkeys.EVALUATOR] = evaluator
     app[appkeys.REPORTS] = Reports(
         store,

@@ -10,6 +10,7 @@ from exporter.config import Config
 from exporter.evaluator import Evaluator
 from exporter.exposition import Exposition
 from exporter.reports import Reports
+from exporter.sessions import Sessions
 from exporter.state import State
 from exporter.stats import ServiceStats
 from exporter.store import Store
@@ -23,4 +24,5 @@ AUTH = web.AppKey("auth", Auth)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 EXPOSITION = web.AppKey("exposition", Exposition)
 STATS = web.AppKey("stats", ServiceStats)
+SESSIONS = web.AppKey("sessions", Sessions)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from markupsafe import escape
-
 from exporter.records import Monitor
+from exporter.svg import xml_text
 
 COLOURS = {
     "ok": "#2e9e44",
@@ -55,7 +54,7 @@ def render_badge(label: str, message: str, colour: str) -> str:
     total = label_w + message_w
     lx, mx = label_w * 5, (label_w + message_w / 2) * 10
     ltl, mtl = (label_w - 10) * 10, (message_w - 10) * 10
-    label_e, message_e = escape(label), escape(message)
+    label_e, message_e = xml_text(label), xml_text(message)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" '
         f'aria-label="{label_e}: {message_e}"><title>{label_e}: {message_e}</title>'
@@ -63,7 +62,7 @@ def render_badge(label: str, message: str, colour: str) -> str:
         'stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>'
         f'<clipPath id="r"><rect width="{total}" height="20" rx="3" fill="#fff"/></clipPath>'
         f'<g clip-path="url(#r)"><rect width="{label_w}" height="20" fill="{LABEL_COLOUR}"/>'
-        f'<rect x="{label_w}" width="{message_w}" height="20" fill="{escape(colour)}"/>'
+        f'<rect x="{label_w}" width="{message_w}" height="20" fill="{xml_text(colour)}"/>'
         f'<rect width="{total}" height="20" fill="url(#s)"/></g>'
         f'<g fill="#fff" text-anchor="middle" font-family="{FONT}" '
         'text-rendering="geometricPrecision" font-size="110">'

@@ -45,6 +45,29 @@ class ServerConfig(_Section):
     shutdown_timeout_seconds: float = Field(
         10.0, gt=0, description="On SIGTERM/SIGINT, how long in-flight requests may finish."
     )
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request body not complete after this long is cut with 408."
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        ("127.0.0.1", "::1"),
+        description="Addresses or networks of reverse proxies whose X-Forwarded-Proto is "
+        "believed (the sign-in cookie is then marked Secure for https).",
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Without tokens, Host names accepted besides loopback ones and the host "
+        "of base_url (others get 421: DNS rebinding).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
 
 class DatabaseConfig(_Section):
@@ -112,6 +135,11 @@ class TokenConfig(_Section):
     token: str = Field(min_length=16, description="The secret; use ${ENV_VAR} to keep it out.")
     roles: tuple[Role, ...] = Field(
         min_length=1, description="Any of push (report), read (GET, scrape), admin (monitors)."
+    )
+    monitors: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] | None = Field(
+        None,
+        description="Glob patterns on integration_key (crm-*, erp-import) of the monitors the "
+        "token covers; others are hidden from it. Omitted: every monitor.",
     )
 
 

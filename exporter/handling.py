@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import math
 import sqlite3
@@ -14,9 +16,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from exporter import appkeys
-from exporter.auth import bearer
+from exporter.auth import Caller, bearer
 from exporter.config import Role
 from exporter.errors import ApiError
+from exporter.state import MonitorState
 from exporter.store import BatchOfOtherMonitor, Idempotency, IdempotencyConflict, NotFound
 from exporter.writer import WriterClosed
 
@@ -25,17 +28,24 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 REPORT_KIND = web.RequestKey("report_kind", str)
+CALLER = web.RequestKey("caller", Caller)
+SESSION_COOKIE = "im_session"
+# No browser may guess another type, and no cache may keep an answer: they are live state.
+JSON_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+RETRY_AFTER = {"Retry-After": "5"}  # 503s: shutting down or a database not writable for now
 
 
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.Response(
+    response = web.Response(
         body=orjson.dumps(body),
         status=status,
         content_type="application/json",
         headers=headers,
     )
+    response.headers.update(JSON_HEADERS)
+    return response
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> web.Response:
@@ -89,22 +99,22 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         kind = request.get(REPORT_KIND)
         if kind is not None:
             request.app[appkeys.STATS].report(kind, "rejected")
-        headers = (
-            {"Allow": ",".join(sorted(exc.allowed_methods))}
-            if isinstance(exc, web.HTTPMethodNotAllowed)
-            else None
-        )
+        headers = None
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            headers = {"Allow": ",".join(sorted(exc.allowed_methods))}
+        elif error.status == 503:
+            headers = RETRY_AFTER
         return error_response(error, headers)
 
 
 def require(roles: frozenset[Role], report_kind: str | None = None) -> Callable[[Handler], Handler]:
-    """Wrap a handler so it runs only for a bearer token holding one of `roles`."""
+    """Wrap a handler so it runs only for a caller holding one of `roles`."""
 
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if report_kind is not None:
                 request[REPORT_KIND] = report_kind
-            check_roles(request, roles)
+            await check_roles(request, roles)
             return await handler(request)
 
         guarded.__name__ = handler.__name__
@@ -114,51 +124,110 @@ def require(roles: frozenset[Role], report_kind: str | None = None) -> Callable[
     return wrap
 
 
-def check_roles(request: web.Request, roles: frozenset[Role], secret: str | None = None) -> None:
-    """401 unless the token (the bearer header's, or `secret`) is known; 403 without a role."""
-    if secret is None:
-        secret = bearer(request.headers.get("Authorization"))
-    found = request.app[appkeys.AUTH].identify(secret)
-    if found is None:
+async def authenticate(request: web.Request, allow_session: bool = False) -> Caller | None:
+    """Who sent the request: its bearer token, or (where `allow_session`: the status page and
+    its nav links) the sign-in session of its cookie."""
+    auth = request.app[appkeys.AUTH]
+    header = request.headers.get("Authorization")
+    if header is None and allow_session and auth.enabled:
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            return await request.app[appkeys.SESSIONS].caller(session)
+    return auth.identify(bearer(header))
+
+
+async def check_roles(
+    request: web.Request, roles: frozenset[Role], allow_session: bool = False
+) -> Caller:
+    """The caller; 401 unless its token is known, 403 without one of `roles`."""
+    caller = await authenticate(request, allow_session)
+    if caller is None:
         raise ApiError(401, "unauthorized", "A valid token is required")
-    if not roles & found[1]:
+    if not roles & caller.roles:
         wanted = " or ".join(sorted(roles))
-        raise ApiError(403, "forbidden", f"Token {found[0]!r} lacks the {wanted} role")
+        raise ApiError(403, "forbidden", f"Token {caller.name!r} lacks the {wanted} role")
+    request[CALLER] = caller
+    return caller
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The caller that `require` (or `check_roles`) let through."""
+    return request[CALLER]
+
+
+def visible_monitor(request: web.Request, key: str) -> MonitorState:
+    """The monitor, if the caller's token covers it; else 404 as if it did not exist, so a
+    token scoped to some monitors learns nothing of the others."""
+    ms = request.app[appkeys.REPORTS].monitor(key)
+    if not caller_of(request).covers(key):
+        raise not_found(key)
+    return ms
+
+
+def not_found(key: str) -> ApiError:
+    return ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
 
 
 def _field(loc: tuple[int | str, ...]) -> str | None:
     return ".".join(str(p) for p in loc) or None
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = dict(pairs)
+    if len(seen) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ApiError(400, "invalid_json", f"The key {twice!r} appears twice", twice)
+    return seen
+
+
+_DUPLICATES = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 async def parse_body(request: web.Request, model: type[M]) -> tuple[M, bytes]:
-    """Validate the JSON body (empty counts as {}); return the model and the raw bytes."""
+    """Validate the JSON body (empty counts as {}); return the model and the raw bytes.
+
+    A key given twice is refused rather than read as its last value: two parsers (or a
+    proxy and the service) could disagree on which one counts.
+    """
     raw = await request.read()
     try:
-        return model.model_validate_json(raw.strip() or b"{}"), raw
+        body = model.model_validate_json(raw.strip() or b"{}")
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] in ("json_invalid", "model_type"):
             raise ApiError(400, "invalid_json", "The body must be a JSON object") from None
         field = _field(first["loc"])
         raise ApiError(422, "validation_error", f"{field}: {first['msg']}", field) from None
+    if raw:
+        with contextlib.suppress(ValueError):  # what the validator took is JSON; be safe
+            _DUPLICATES.decode(raw.decode())
+    return body, raw
+
+
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def idempotency(request: web.Request, raw: bytes) -> Idempotency | None:
-    """The request's Idempotency-Key with a fingerprint of what it asks for."""
+    """The request's Idempotency-Key with a fingerprint of what it asks for, scoped to its
+    caller: visible ASCII, 1 to 255 characters, else 400."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 128:
+    if not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isascii() and key.isprintable()) or (
+        " " in key
+    ):
         raise ApiError(
-            422,
-            "validation_error",
-            "Idempotency-Key must be 1 to 128 characters",
+            400,
+            "invalid_header",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters "
+            "(a UUID is usual)",
             "Idempotency-Key",
         )
     fingerprint = hashlib.sha256(
-        request.method.encode() + b" " + request.path.encode() + b"\n" + raw
+        request.method.encode() + b" " + request.rel_url.raw_path.encode() + b"\n" + raw
     ).hexdigest()
-    return Idempotency(key, fingerprint)
+    return Idempotency(key, fingerprint, caller_of(request).name)
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

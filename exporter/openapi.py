@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from exporter import __version__
 from exporter.api import ROUTES, Route
+from exporter.handling import MAX_IDEMPOTENCY_KEY
 from exporter.models import ErrorOut
 
 _REF = "#/components/schemas/{model}"
@@ -32,13 +33,18 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         for name, kind in (("key", "string"), ("id", "integer"))
         if "{" + name + "}" in route.path
     ]
-    if route.method == "POST":
+    if route.report_kind is not None:
         params.append(
             {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 128},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_IDEMPOTENCY_KEY,
+                    "pattern": "^[!-~]+$",
+                },
             }
         )
     if params:

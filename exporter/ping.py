@@ -7,7 +7,7 @@ from aiohttp import web
 from exporter import appkeys
 from exporter.api import PUSH
 from exporter.errors import ApiError
-from exporter.handling import json_response, require
+from exporter.handling import caller_of, json_response, require, visible_monitor
 from exporter.models import TEXT_LIMITS, BatchCreate, BatchUpdate, LogCreate
 from exporter.views import batch_json, log_json
 
@@ -52,7 +52,7 @@ async def ping(request: web.Request) -> web.Response:
     text = await _text(request, default)
     rid = request.query.get("rid", "")[: TEXT_LIMITS["integrationid"]]
     reports = request.app[appkeys.REPORTS]
-    ms = reports.monitor(key)
+    ms = visible_monitor(request, key)
     if ms.monitor.settings.type == "message":
         text_field = "message" if field == "logtext" else field
         log = LogCreate.model_validate(
@@ -64,7 +64,9 @@ async def ping(request: web.Request) -> web.Response:
         open_batch = await _running_batch(request, ms.monitor.id, rid)
         if open_batch is not None:
             update = BatchUpdate.model_validate({"logstatus": status, field: text})
-            stored = await reports.update_batch(open_batch, update, None, kind="ping")
+            stored = await reports.update_batch(
+                open_batch, update, None, kind="ping", token=caller_of(request).name
+            )
             return json_response({"batch": batch_json(stored.record)})
     create = BatchCreate.model_validate({"logstatus": status, "integrationid": rid, field: text})
     stored = await reports.create_batch(key, create, None, kind="ping")

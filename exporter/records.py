@@ -80,6 +80,38 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A finished batch reported again with other values (who, when, what changed)."""
+
+    batch_id: int
+    at: float
+    token: str
+    old_status: str
+    new_status: str
+    changes: str
+
+
+_COMPARED = ("logstatus", "no_created", "no_updated", "no_deleted", "endtime", "integrationid",
+             "logtext", "errormsg")  # fmt: skip
+
+
+def batch_changes(old: Batch, new: Batch) -> list[str]:
+    """What differs between two versions of a batch, in words: `logstatus ok → error`."""
+    out = []
+    for name in _COMPARED:
+        before, after = getattr(old, name), getattr(new, name)
+        if before == after:
+            continue
+        if isinstance(before, str) and name != "logstatus":
+            out.append(f"{name} changed")
+        elif name == "endtime":
+            out.append("endtime changed")
+        else:
+            out.append(f"{name} {before} → {after}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """One run as evaluation and metrics see it: a batch, or a log of a message monitor."""
 

@@ -38,6 +38,7 @@ class Reports:
     ) -> None:
         self._store = store
         self._max_skew = max_clock_skew
+        self._running = frozenset(s for s, sev in state.severities.items() if sev == "running")
         self._state = state
         self._buckets = buckets
         self._clock = clock
@@ -163,7 +164,9 @@ class Reports:
         body: BatchUpdate,
         idempotency: Idempotency | None,
         kind: str = "batch_update",
+        token: str = "",
     ) -> Stored[Batch]:
+        """Finish or change a batch; a change of a finished one is recorded with `token`."""
         self._check_status(body.logstatus)
         now = self._clock()
         given = {
@@ -208,7 +211,7 @@ class Reports:
             )
 
         old, stored = await self._store.update_batch(
-            batch_id, change, cut, idempotency, self.batch_deltas
+            batch_id, change, cut, idempotency, self.batch_deltas, self._running, token
         )
         if not stored.replayed:
             self._state.apply_batch(stored.record, self.batch_deltas(old, stored.record))

@@ -15,7 +15,15 @@ from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
-from exporter.records import Batch, Log, Monitor, MonitorSettings, Transition
+from exporter.records import (
+    Batch,
+    Correction,
+    Log,
+    Monitor,
+    MonitorSettings,
+    Transition,
+    batch_changes,
+)
 from exporter.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -23,6 +31,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CounterDelta = tuple[str, str, float]  # (kind, name, delta)
+CORRECTIONS_KEPT = 20  # per batch
 LATEST = "latest"  # counters of this kind keep the maximum (a time), not the sum
 
 
@@ -41,8 +50,11 @@ class IdempotencyConflict(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Idempotency:
+    """A report's Idempotency-Key, scoped to the token that sent it (and to its monitor)."""
+
     key: str
     fingerprint: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +311,51 @@ class Store:
 
         await self._writer.run(op)
 
+    async def list_corrections(self, batch_ids: Sequence[int]) -> list[Correction]:
+        """The corrections of these batches, oldest first."""
+        if not batch_ids:
+            return []
+        rows = await self._all(
+            "SELECT batch_id, at, token, old_status, new_status, changes FROM batch_correction "
+            f"WHERE batch_id IN ({','.join('?' * len(batch_ids))}) ORDER BY id",
+            batch_ids,
+        )
+        return [Correction(*r) for r in rows]
+
+    # -- status page sessions -----------------------------------------------------------------
+
+    async def create_session(
+        self, id_hash: bytes, token_digest: bytes, now: float, expires: float, per_token: int
+    ) -> None:
+        """Store a session, and keep only the token's `per_token` newest ones."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO web_session (id_hash, token_digest, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (id_hash, token_digest, now, expires),
+            )
+            conn.execute(
+                "DELETE FROM web_session WHERE id_hash IN (SELECT id_hash FROM web_session "
+                "WHERE token_digest = ? ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+                (token_digest, per_token),
+            )
+
+        await self._writer.run(op)
+
+    async def find_session(self, id_hash: bytes, now: float) -> bytes | None:
+        """The token digest of a session that has not expired."""
+        rows = await self._all(
+            "SELECT token_digest FROM web_session WHERE id_hash = ? AND expires_at > ?",
+            (id_hash, now),
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    async def delete_session(self, id_hash: bytes) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute("DELETE FROM web_session WHERE id_hash = ?", (id_hash,))
+        )
+
     async def list_transitions(self, monitor_id: int, limit: int) -> list[Transition]:
         rows = await self._all(
             "SELECT monitor_id, old_status, new_status, reason, at FROM alert_transition "
@@ -320,7 +377,7 @@ class Store:
         deltas: Callable[[Batch | None, Batch], list[CounterDelta]],
     ) -> Stored[Batch]:
         def op(conn: sqlite3.Connection) -> Stored[Batch]:
-            replay = _replay(conn, idempotency, "batch")
+            replay = _replay(conn, idempotency, monitor_id, "batch")
             if replay is not None:
                 return Stored(_get_batch(conn, replay[0]), True, replay[1])
             cur = conn.execute(
@@ -350,7 +407,7 @@ class Store:
                 n.endtime, n.duration, n.no_created, n.no_updated, n.no_deleted, n.logtext,
                 n.errormsg, now, now,
             )  # fmt: skip
-            _remember(conn, idempotency, "batch", batch.id, truncated, now)
+            _remember(conn, idempotency, monitor_id, "batch", batch.id, truncated, now)
             self._count(monitor_id, deltas(None, batch))
             return Stored(batch, False, truncated)
 
@@ -366,15 +423,24 @@ class Store:
         truncated: tuple[str, ...],
         idempotency: Idempotency | None,
         deltas: Callable[[Batch | None, Batch], list[CounterDelta]],
+        running_statuses: frozenset[str] = frozenset(),
+        token: str = "",
     ) -> tuple[Batch, Stored[Batch]]:
-        """Apply `change` to a stored batch; return the old one and the stored result."""
+        """Apply `change` to a stored batch; return the old one and the stored result.
+
+        A batch that had finished (its status is not one of `running_statuses`) and comes back
+        with other values is a correction: it is recorded, with the token that sent it.
+        """
 
         def op(conn: sqlite3.Connection) -> tuple[Batch, Stored[Batch]]:
             old = _get_batch(conn, batch_id)
-            replay = _replay(conn, idempotency, "batch")
+            replay = _replay(conn, idempotency, old.monitor_id, "batch")
             if replay is not None:
                 return old, Stored(old, True, replay[1])
             new = change(old)
+            changes = batch_changes(old, new)
+            if old.logstatus not in running_statuses and changes:
+                _record_correction(conn, old, new, token, changes)
             conn.execute(
                 "UPDATE integration_monitor_batch SET logstatus = ?, integrationid = ?, "
                 "endtime = ?, duration = ?, no_created = ?, no_updated = ?, no_deleted = ?, "
@@ -393,7 +459,9 @@ class Store:
                     batch_id,
                 ),
             )
-            _remember(conn, idempotency, "batch", batch_id, truncated, new.updated_at)
+            _remember(
+                conn, idempotency, old.monitor_id, "batch", batch_id, truncated, new.updated_at
+            )
             self._count(old.monitor_id, deltas(old, new))
             return old, Stored(new, False, truncated)
 
@@ -410,7 +478,7 @@ class Store:
         deltas: list[CounterDelta],
     ) -> Stored[Log]:
         def op(conn: sqlite3.Connection) -> Stored[Log]:
-            replay = _replay(conn, idempotency, "log")
+            replay = _replay(conn, idempotency, monitor_id, "log")
             if replay is not None:
                 return Stored(_get_log(conn, replay[0]), True, replay[1])
             if new.batch_id is not None:
@@ -440,7 +508,7 @@ class Store:
                 cur.fetchone()[0], monitor_id, key, n.batch_id, n.logstatus, n.integrationid,
                 n.logtext, n.errormsg, n.message, now,
             )  # fmt: skip
-            _remember(conn, idempotency, "log", entry.id, truncated, now)
+            _remember(conn, idempotency, monitor_id, "log", entry.id, truncated, now)
             self._count(monitor_id, deltas)
             return Stored(entry, False, truncated)
 
@@ -677,11 +745,12 @@ class Store:
                 deleted += count
                 if count < chunk:
                     break
-        await self._writer.run(
-            lambda conn: conn.execute(
-                "DELETE FROM idempotency_key WHERE created_at < ?", (idempotency_cutoff,)
-            )
-        )
+
+        def forget(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM idempotency_key WHERE created_at < ?", (idempotency_cutoff,))
+            conn.execute("DELETE FROM web_session WHERE expires_at < ?", (idempotency_cutoff,))
+
+        await self._writer.run(forget)
         return deleted + await self._prune_transitions(transitions_kept, chunk)
 
     async def _prune_transitions(self, kept: int, chunk: int) -> int:
@@ -764,13 +833,14 @@ def _add_counters(conn: sqlite3.Connection, rows: list[tuple[int, str, str, floa
 
 
 def _replay(
-    conn: sqlite3.Connection, idempotency: Idempotency | None, resource: str
+    conn: sqlite3.Connection, idempotency: Idempotency | None, monitor_id: int, resource: str
 ) -> tuple[int, tuple[str, ...]] | None:
     if idempotency is None:
         return None
     row = conn.execute(
-        "SELECT fingerprint, resource, resource_id, truncated FROM idempotency_key WHERE key = ?",
-        (idempotency.key,),
+        "SELECT fingerprint, resource, resource_id, truncated FROM idempotency_key "
+        "WHERE monitor_id = ? AND key = ? AND token IN (?, '') LIMIT 1",
+        (monitor_id, idempotency.key, idempotency.token),
     ).fetchone()
     if row is None:
         return None
@@ -782,6 +852,7 @@ def _replay(
 def _remember(
     conn: sqlite3.Connection,
     idempotency: Idempotency | None,
+    monitor_id: int,
     resource: str,
     resource_id: int,
     truncated: tuple[str, ...],
@@ -789,9 +860,11 @@ def _remember(
 ) -> None:
     if idempotency is not None:
         conn.execute(
-            "INSERT INTO idempotency_key (key, fingerprint, resource, resource_id, truncated, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO idempotency_key (monitor_id, token, key, fingerprint, resource, "
+            "resource_id, truncated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                monitor_id,
+                idempotency.token,
                 idempotency.key,
                 idempotency.fingerprint,
                 resource,
@@ -800,3 +873,20 @@ def _remember(
                 now,
             ),
         )
+
+
+def _record_correction(
+    conn: sqlite3.Connection, old: Batch, new: Batch, token: str, changes: list[str]
+) -> None:
+    """Keep a correction of a finished batch, and only its newest few: a job re-reporting
+    the same batch for ever must not grow the table for ever."""
+    conn.execute(
+        "INSERT INTO batch_correction (batch_id, at, token, old_status, new_status, changes) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (old.id, new.updated_at, token, old.logstatus, new.logstatus, "; ".join(changes)[:512]),
+    )
+    conn.execute(
+        "DELETE FROM batch_correction WHERE batch_id = ? AND id <= (SELECT id FROM "
+        "batch_correction WHERE batch_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (old.id, old.id, CORRECTIONS_KEPT),
+    )

@@ -8,8 +8,9 @@ rows every 15 seconds; everything else works with JavaScript off.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -20,20 +21,29 @@ from aiohttp import web
 
 from exporter import appkeys
 from exporter.api import READ
-from exporter.auth import bearer
+from exporter.auth import Caller
 from exporter.badge import COLOURS, badge_for, render_badge
 from exporter.charts import ChartRun, counts_chart, duration_chart, short_span, status_strip
 from exporter.errors import ApiError
 from exporter.evaluation import format_span, severity_of
-from exporter.handling import Handler, check_roles, json_response, query_int
-from exporter.records import Batch, Log, Transition
+from exporter.handling import (
+    CALLER,
+    SESSION_COOKIE,
+    Handler,
+    caller_of,
+    check_roles,
+    json_response,
+    query_int,
+    visible_monitor,
+)
+from exporter.records import Batch, Correction, Log, Transition
+from exporter.sessions import MAX_AGE_SECONDS as SESSION_MAX_AGE
 from exporter.state import MonitorState, State
 from exporter.statuses import Severity
 from exporter.times import format_time, iso
 
 HERE = Path(__file__).parent
-COOKIE = "im_token"
-COOKIE_MAX_AGE = 30 * 86400
+LEGACY_COOKIE = "im_token"  # held the token itself, before sessions: removed at sign-in
 STATUS_ORDER = {"error": 0, "notcalculated": 1, "ok": 2}
 STATUS_LABELS = {"error": "Error", "notcalculated": "Not calculated", "ok": "OK"}
 REFRESH_SECONDS = 15
@@ -77,6 +87,9 @@ def stamp(ts: float | None, now: float) -> Stamp | None:
     else:
         relative = f"in {format_span(-delta)}"
     return Stamp(iso(ts) or "", relative, format_time(ts))
+
+
+EMPTY = Stamp("", "", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +153,20 @@ class Overview:
     total: int
 
 
-def build_overview(state: State, now: float, status: str | None, query: str) -> Overview:
-    """The monitors matching `query` (name or key) and `status`, errors first, then by name."""
+def build_overview(
+    state: State,
+    now: float,
+    status: str | None,
+    query: str,
+    covers: Callable[[str], bool] = lambda key: True,
+) -> Overview:
+    """The monitors matching `query` (name or key) and `status`, errors first, then by name;
+    only those `covers` lets the viewer see."""
     needle = query.casefold()
+    visible = [ms for key, ms in state.monitors.items() if covers(key)]
     matched = [
         ms
-        for ms in state.monitors.values()
+        for ms in visible
         if needle in ms.monitor.settings.name.casefold()
         or needle in ms.monitor.integration_key.casefold()
     ]
@@ -162,7 +183,7 @@ def build_overview(state: State, now: float, status: str | None, query: str) -> 
         )
     )
     rows = [overview_row(ms, now, state.severities) for ms in matched]
-    return Overview(rows, counts, sum(counts.values()), len(state.monitors))
+    return Overview(rows, counts, sum(counts.values()), len(visible))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +213,16 @@ class BatchView:
     logtext: str
     errormsg: str
     logs: list[LogView]
+    corrections: list[CorrectionView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionView:
+    """A finished batch reported again: when, by which token, what changed."""
+
+    at: Stamp
+    token: str
+    changes: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +249,11 @@ def log_view(entry: Log, now: float, severities: Mapping[str, Severity]) -> LogV
 
 
 def batch_view(
-    batch: Batch, logs: list[Log], now: float, severities: Mapping[str, Severity]
+    batch: Batch,
+    logs: list[Log],
+    now: float,
+    severities: Mapping[str, Severity],
+    corrections: Sequence[Correction] = (),
 ) -> BatchView:
     severity = severity_of(batch.logstatus, severities)
     if batch.duration is not None:
@@ -241,6 +276,7 @@ def batch_view(
         batch.logtext,
         batch.errormsg,
         [log_view(x, now, severities) for x in logs],
+        [CorrectionView(stamp(c.at, now) or EMPTY, c.token, c.changes) for c in corrections],
     )
 
 
@@ -347,13 +383,31 @@ def chart_runs(runs: Sequence[Batch | Log], severities: Mapping[str, Severity]) 
 # -- access -----------------------------------------------------------------------------------
 
 
-def authorize(request: web.Request) -> None:
-    """Let the request through with a read token: a bearer header, else the login cookie."""
-    if not request.app[appkeys.AUTH].enabled:
-        return
-    header = request.headers.get("Authorization")
-    secret = bearer(header) if header is not None else request.cookies.get(COOKIE)
-    check_roles(request, READ, secret or "")
+async def authorize(request: web.Request) -> Caller:
+    """Let the request through with a read token: a bearer header, else the sign-in session."""
+    return await check_roles(request, READ, allow_session=True)
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the browser spoke HTTPS: directly, through a trusted proxy, or per base_url."""
+    server = request.app[appkeys.CONFIG].server
+    if request.secure or server.base_url.startswith("https:"):
+        return True
+    proto = request.headers.get("X-Forwarded-Proto", "")
+    return proto.split(",")[0].strip().lower() == "https" and trusted_proxy(
+        request.remote, server.trusted_proxies
+    )
+
+
+def trusted_proxy(remote: str | None, proxies: Sequence[str]) -> bool:
+    """Whether the peer is one of the configured proxies (addresses or networks)."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
 def safe_next(target: str | None) -> str:
@@ -374,14 +428,31 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or urlsplit(origin).netloc == request.host
 
 
+def _cross_site(request: web.Request) -> web.Response | None:
+    """The sign-in and sign-out forms take posts from this site's own pages only."""
+    if _same_origin(request):
+        return None
+    return error_page(request, ApiError(403, "forbidden", "Cross-site form post refused"))
+
+
 # -- rendering --------------------------------------------------------------------------------
 
 
 def render(
     request: web.Request, template: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
-    auth = request.app[appkeys.AUTH]
-    context.setdefault("show_logout", auth.enabled and COOKIE in request.cookies)
+    auth, config = request.app[appkeys.AUTH], request.app[appkeys.CONFIG]
+    caller = request.get(CALLER)
+    reader = caller is not None and bool(READ & caller.roles)
+    context.setdefault("show_logout", auth.enabled and SESSION_COOKIE in request.cookies)
+    # The nav links only where they will answer: a signed-in session works on them too.
+    context.setdefault("show_api", not auth.enabled or reader)
+    context.setdefault(
+        "show_metrics",
+        not auth.enabled
+        or not config.metrics.require_auth
+        or (reader and caller is not None and not caller.scoped),
+    )
     text = aiohttp_jinja2.render_string(template, request, context)
     response = web.Response(text=text, status=status, content_type="text/html")
     response.headers.update(HTML_HEADERS)
@@ -437,7 +508,7 @@ def _href(path: str, **params: str | int | None) -> str:
 def _overview_context(request: web.Request) -> dict[str, Any]:
     status, query = _filters(request)
     state, now = request.app[appkeys.STATE], request.app[appkeys.CLOCK]()
-    overview = build_overview(state, now, status, query)
+    overview = build_overview(state, now, status, query, caller_of(request).covers)
     refresh = query_int(request, "refresh", REFRESH_SECONDS, 2, 3600)
     tabs = [
         ("All", None, overview.matched),
@@ -465,34 +536,35 @@ def _overview_context(request: web.Request) -> dict[str, Any]:
 @page
 async def overview(request: web.Request) -> web.StreamResponse:
     """Every monitor, errors first; ?status= and ?q= filter."""
-    authorize(request)
+    await authorize(request)
     return render(request, "overview.html", _overview_context(request))
 
 
 async def overview_fragment(request: web.Request) -> web.StreamResponse:
     """The overview's live part alone, for the refresh script."""
-    authorize(request)
+    await authorize(request)
     return render(request, "_live.html", _overview_context(request))
 
 
 @page
 async def monitor_page(request: web.Request) -> web.StreamResponse:
     """One monitor: settings, status and reasons, charts, recent runs, transitions."""
-    authorize(request)
+    await authorize(request)
     key = request.match_info["key"]
     state, store = request.app[appkeys.STATE], request.app[appkeys.STORE]
-    ms = state.get(key)
-    if ms is None:
-        raise ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
+    ms = visible_monitor(request, key)
     now = request.app[appkeys.CLOCK]()
     m, sev = ms.monitor, state.severities
     batches: list[BatchView] = []
     logs: list[LogView] = []
     if m.settings.type == "batch":
         recent = await store.list_batches(m.id, CHART_RUNS, None)
+        corrected: dict[int, list[Correction]] = {}
+        for c in await store.list_corrections([b.id for b in recent[:TABLE_RUNS]]):
+            corrected.setdefault(c.batch_id, []).append(c)
         for b in recent[:TABLE_RUNS]:
             batch_logs = await store.list_logs(None, LOGS_PER_BATCH, None, batch_id=b.id)
-            batches.append(batch_view(b, batch_logs, now, sev))
+            batches.append(batch_view(b, batch_logs, now, sev, corrected.get(b.id, ())))
         loose = await store.list_logs(m.id, TABLE_RUNS, None, outside_batches=True)
         logs = [log_view(x, now, sev) for x in loose]
         runs = chart_runs(recent, sev)
@@ -550,10 +622,8 @@ async def badge(request: web.Request) -> web.StreamResponse:
     """A shields-style badge: the monitor's name and alert status."""
     key = request.match_info["key"]
     try:
-        authorize(request)
-        ms = request.app[appkeys.STATE].get(key)
-        if ms is None:
-            raise ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
+        await authorize(request)
+        ms = visible_monitor(request, key)
     except ApiError as exc:
         if _wants_json(request):
             return json_response(exc.body(), exc.status)
@@ -571,41 +641,55 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """Check a token for the read role; keep it in an HttpOnly, SameSite=Strict cookie."""
+    """Check a token for the read role; open a session and keep its id in a cookie.
+
+    The cookie holds a random session id, never the token: HttpOnly, SameSite=Strict, Secure
+    whenever the browser spoke HTTPS (directly, through a trusted proxy, or per base_url).
+    """
     auth = request.app[appkeys.AUTH]
     if not auth.enabled:
         return _redirect("/")
     form = await request.post()
     target = safe_next(str(form.get("next", "")))
-    if not _same_origin(request):
-        return error_page(request, ApiError(403, "forbidden", "Cross-site sign-in refused"))
+    refused = _cross_site(request)
+    if refused is not None:
+        return refused
     token = str(form.get("token", "")).strip()
-    found = auth.identify(token) if token else None
+    caller = auth.identify(token) if token else None
     problem = None
-    if found is None:
+    if caller is None:
         problem = (401, "That token is not valid.")
-    elif not READ & found[1]:
-        problem = (403, f"Token {found[0]!r} lacks the read role.")
-    if problem is not None:
-        context = {"next": target, "error": problem[1]}
-        return render(request, "login.html", context, problem[0])
+    elif not READ & caller.roles:
+        problem = (403, f"Token {caller.name!r} lacks the read role.")
+    if problem is not None or caller is None:
+        context = {"next": target, "error": problem[1] if problem else ""}
+        return render(request, "login.html", context, problem[0] if problem else 401)
+    session = await request.app[appkeys.SESSIONS].open(caller)
     response = _redirect(target)
-    config = request.app[appkeys.CONFIG]
     response.set_cookie(
-        COOKIE,
-        token,
-        max_age=COOKIE_MAX_AGE,
+        SESSION_COOKIE,
+        session,
+        max_age=SESSION_MAX_AGE,
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure or config.server.base_url.startswith("https:"),
+        secure=is_https(request),
     )
+    if LEGACY_COOKIE in request.cookies:
+        response.del_cookie(LEGACY_COOKIE, path="/")
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session (POST from this site's own page, like sign-in) and forget the cookie."""
+    refused = _cross_site(request)
+    if refused is not None:
+        return refused
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        await request.app[appkeys.SESSIONS].close(session)
     response = _redirect("/login" if request.app[appkeys.AUTH].enabled else "/")
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -634,6 +718,5 @@ def setup_status_page(app: web.Application) -> None:
     app.router.add_get("/badge/{key}.svg", badge)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
-    app.router.add_get("/logout", logout)
     app.router.add_post("/logout", logout)
     app.router.add_static("/static/", HERE / "static", name="static")

@@ -64,6 +64,7 @@ class Service:
         config_text: str = "{}\n",
         token: str | None = None,
         key_prefix: str = "t-",
+        log_level: str = "INFO",
     ) -> None:
         self._token = token
         self._key_prefix = key_prefix
@@ -85,6 +86,8 @@ class Service:
                 str(port),
                 "--database",
                 str(directory / "im.db"),
+                "--log-level",
+                log_level,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -103,9 +106,17 @@ class Service:
         self.stop()
         pytest.fail(f"the service did not answer /healthz in {STARTUP_SECONDS}s:\n{self.output()}")
 
-    def output(self) -> str:
+    def output(self, tail: int = 4000) -> str:
         """The tail of the service's log."""
-        return self._log_path.read_text(errors="replace")[-4000:]
+        return self._log_path.read_text(errors="replace")[-tail:]
+
+    def terminate(self) -> None:
+        """Send SIGTERM, as an orchestrator stopping the service does; `stop` waits for it."""
+        self._proc.terminate()
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """The exit status, once the process has ended."""
+        return self._proc.wait(timeout=timeout)
 
     def stop(self) -> None:
         self._proc.terminate()

@@ -11,6 +11,7 @@ from exporter import models
 from tests.conftest import Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]
+JSON = {"Content-Type": "application/json"}
 
 
 async def _json(response: Any, status: int) -> Any:
@@ -147,7 +148,7 @@ async def test_evaluate_all_and_one(client: Client) -> None:
     await put_monitor(client, "a")
     await put_monitor(client, "b")
     await client.post("/api/v1/monitors/a/batches", json={"logstatus": "error", "errormsg": "boom"})
-    everything = await _json(await client.post("/api/v1/evaluate"), 200)
+    everything = await _json(await client.post("/api/v1/evaluate", json={}), 200)
     models.EvaluationList.model_validate(everything)
     statuses = {x["integration_key"]: x["alertstatus"] for x in everything["items"]}
     assert statuses == {"a": "error", "b": "notcalculated"}
@@ -245,10 +246,14 @@ async def test_invalid_status_and_fields_are_422(client: Client) -> None:
 async def test_invalid_json_is_400(client: Client) -> None:
     await put_monitor(client, "crm")
     await _error(
-        await client.post("/api/v1/monitors/crm/batches", data=b"{not json"), 400, "invalid_json"
+        await client.post("/api/v1/monitors/crm/batches", data=b"{not json", headers=JSON),
+        400,
+        "invalid_json",
     )
     await _error(
-        await client.post("/api/v1/monitors/crm/batches", data=b"[1]"), 400, "invalid_json"
+        await client.post("/api/v1/monitors/crm/batches", data=b"[1]", headers=JSON),
+        400,
+        "invalid_json",
     )
 
 
@@ -280,7 +285,9 @@ async def test_body_over_limit_is_413(make_client: Factory) -> None:
     client = await make_client(server={"max_body_bytes": 2048})
     await put_monitor(client, "crm")
     response = await client.post(
-        "/api/v1/monitors/crm/batches", data=b'{"errormsg": "' + b"x" * 4096 + b'"}'
+        "/api/v1/monitors/crm/batches",
+        data=b'{"errormsg": "' + b"x" * 4096 + b'"}',
+        headers=JSON,
     )
     await _error(response, 413, "body_too_large")
 
@@ -347,7 +354,9 @@ async def test_out_of_range_numbers_are_client_errors(client: Client) -> None:
     far = await client.post("/api/v1/monitors/crm/batches", json={"starttime": 1e300})
     assert far.status == 422
     await _error(
-        await client.post("/api/v1/monitors/crm/batches", data=b"\xff\xfe"), 400, "invalid_json"
+        await client.post("/api/v1/monitors/crm/batches", data=b"\xff\xfe", headers=JSON),
+        400,
+        "invalid_json",
     )
 
 

@@ -103,7 +103,9 @@ def test_bearer_parsing(header: str | None, token: str | None) -> None:
 
 def test_identify_names_the_token_and_its_roles() -> None:
     auth = Auth([TokenConfig(name="ci", token="x" * 16, roles=("push", "read"))])
-    assert auth.identify("x" * 16) == ("ci", frozenset({"push", "read"}))
+    caller = auth.identify("x" * 16)
+    assert caller is not None and (caller.name, caller.roles) == ("ci", {"push", "read"})
+    assert caller.covers("anything") and not caller.scoped
     assert auth.identify("y" * 16) is None
     assert auth.identify(None) is None
     assert Auth([]).identify(None) is not None

@@ -331,7 +331,7 @@ def auth(token: str) -> dict[str, str]:
 
 
 async def evaluate_all(client: Client) -> dict[str, dict[str, Any]]:
-    response = await client.post("/api/v1/evaluate", headers=auth(ADMIN))
+    response = await client.post("/api/v1/evaluate", json={}, headers=auth(ADMIN))
     assert response.status == 200, await response.text()
     return {item["integration_key"]: item for item in (await response.json())["items"]}
 

@@ -180,7 +180,7 @@ async def scenario(client: Client) -> None:
     await post(client, "/api/v1/monitors/crm-sync/batches", {"logstatus": "meh"}, 422)
     await post(client, "/api/v1/monitors/newsletter/batches", {"logstatus": "ok"}, 409)
 
-    response = await client.post("/api/v1/evaluate", headers=auth(ADMIN))
+    response = await client.post("/api/v1/evaluate", json={}, headers=auth(ADMIN))
     assert response.status == 200, await response.text()
     await client.app[appkeys.EVALUATOR].drain()
 

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from exporter.records import MonitorSettings
+from exporter.records import MonitorSettings, Transition
 from exporter.store import NewBatch, NotFound, Store, apply_migrations, migrations
 from tests.conftest import Clock, Factory, put_monitor
 
@@ -206,5 +206,25 @@ async def test_a_group_rolled_back_leaves_no_counter_increment_behind(tmp_path: 
         [row] = await store.load_runs(["ok"])
         assert len(await store.list_batches(monitor.id, 10, None)) == 1
         assert row.counters == [("runs", "ok", 1.0)]
+    finally:
+        await store.close()
+
+
+async def test_retention_keeps_the_newest_transitions_of_each_monitor(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "t.db"))
+    await store.open()
+    try:
+        busy, _ = await store.put_monitor("busy", MonitorSettings("Busy"), T0)
+        calm, _ = await store.put_monitor("calm", MonitorSettings("Calm"), T0)
+        flips = [
+            Transition(busy.id, "ok" if i % 2 else "error", "error" if i % 2 else "ok", "", T0 + i)
+            for i in range(130)
+        ]
+        flips += [Transition(calm.id, "notcalculated", "ok", "", T0)]
+        await store.save_evaluations([], flips)
+        await store.prune(T0 - 1, T0 - 1, transitions_kept=50, chunk=7)
+        kept = await store.list_transitions(busy.id, 1000)
+        assert len(kept) == 50 and [t.at for t in kept] == [T0 + i for i in range(129, 79, -1)]
+        assert len(await store.list_transitions(calm.id, 1000)) == 1
     finally:
         await store.close()

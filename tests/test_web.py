@@ -451,7 +451,8 @@ async def test_cookie_login_then_logout(secured: Client) -> None:
     )
     assert response.status == 303 and response.headers["Location"] == "/monitors/crm"
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("im_token=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert cookie.startswith("im_session=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert READ not in cookie  # a random session id, never the token
     for path in ("/", "/ui/rows", "/monitors/crm", "/badge/crm.svg"):
         assert (await secured.get(path, allow_redirects=False)).status == 200, path
     html = await get_text(secured, "/")

@@ -395,10 +395,10 @@ def test_sign_in_with_the_login_form(
         browser.find_element(By.ID, "token").send_keys(READ_TOKEN, Keys.ENTER)
         wait(browser).until(lambda d: d.current_url.endswith("/monitors/crm-accounts"))
         assert "CRM → ERP account sync" in browser.find_element(By.TAG_NAME, "h1").text
-        assert browser.get_cookie("im_token")["httpOnly"] is True
+        assert browser.get_cookie("im_session")["httpOnly"] is True
         browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
         wait(browser).until(lambda d: "/login" in d.current_url)
-        assert browser.get_cookie("im_token") is None
+        assert browser.get_cookie("im_session") is None
     finally:
         browser.delete_all_cookies()
         secured.stop()
