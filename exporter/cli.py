@@ -66,10 +66,12 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from exporter.app import check_bind, create_app
+    from exporter.guards import MalformedRequests
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
     config = _load(args.config)
     if config is None:
         return 2

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from exporter.errors import ApiError
@@ -147,3 +148,18 @@ class BodyReader:
             log.debug("%s %s: the client went away mid-body", request.method, request.path)
             return web.Response(status=400)  # nobody is left to read it
         return None
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs every request it cannot parse (a NUL in a header, a broken request line)
+    as an ERROR with a traceback: anyone could fill the log at will. The client got its 400;
+    keep one debug line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "%s (request not parsed: %s)", (record.getMessage(), exc)
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

@@ -163,6 +163,24 @@ def test_a_client_gone_mid_body_is_a_debug_line(tmp_path: Path) -> None:
         service.stop()
 
 
+def test_a_request_aiohttp_cannot_parse_is_no_error_in_the_log(tmp_path: Path) -> None:
+    service = Service(tmp_path)
+    try:
+        port = int(service.url.rsplit(":", 1)[1])
+        for junk in (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n",
+            b"\x16\x03\x01junk\r\n\r\n",
+        ):
+            sock = _send(port, junk)
+            assert sock.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request"), junk
+            sock.close()
+        assert service.get("/healthz") == {"status": "ok"}
+        log = service.output(tail=100_000)
+        assert " ERROR " not in log and "Traceback" not in log, log
+    finally:
+        service.stop()
+
+
 def test_sigterm_answers_bodies_still_arriving_with_503(tmp_path: Path) -> None:
     service = Service(tmp_path)
     try:
