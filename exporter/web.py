@@ -238,7 +238,7 @@ class TransitionView:
 def log_view(entry: Log, now: float, severities: Mapping[str, Severity]) -> LogView:
     return LogView(
         entry.id,
-        stamp(entry.created_at, now) or Stamp("", "", ""),
+        stamp(entry.created_at, now) or EMPTY,
         entry.logstatus,
         severity_of(entry.logstatus, severities),
         entry.integrationid,
@@ -266,7 +266,7 @@ def batch_view(
         batch.id,
         batch.logstatus,
         severity,
-        stamp(batch.starttime, now) or Stamp("", "", ""),
+        stamp(batch.starttime, now) or EMPTY,
         stamp(batch.endtime, now),
         duration,
         batch.no_created,
@@ -282,7 +282,7 @@ def batch_view(
 
 def transition_view(t: Transition, now: float) -> TransitionView:
     return TransitionView(
-        stamp(t.at, now) or Stamp("", "", ""),
+        stamp(t.at, now) or EMPTY,
         t.old_status,
         STATUS_LABELS[t.old_status],
         t.new_status,
@@ -343,7 +343,7 @@ def latest_run(
     return LatestRun(
         run.logstatus,
         row.last_severity,
-        stamp(run.starttime, now) or Stamp("", "", ""),
+        stamp(run.starttime, now) or EMPTY,
         row.duration,
         counts,
     )
