@@ -242,6 +242,32 @@ async def test_invalid_status_and_fields_are_422(client: Client) -> None:
     )
 
 
+async def test_true_is_not_a_number_nor_a_number_true(client: Client) -> None:
+    """JSON true for a count or setting is a mistake, as YAML's `yes` is in the config file."""
+    await put_monitor(client, "crm")
+    for body, field in (
+        ({"name": "n", "alert_no_creates_deceeds": True}, "alert_no_creates_deceeds"),
+        ({"name": "n", "active": 1}, "active"),
+    ):
+        await _error(
+            await client.put("/api/v1/monitors/crm", json=body), 422, "validation_error", field
+        )
+    await _error(
+        await client.patch("/api/v1/monitors/crm", json={"alert_interval": False}),
+        422,
+        "validation_error",
+        "alert_interval",
+    )
+    await _error(
+        await client.post("/api/v1/monitors/crm/batches", json={"no_created": True}),
+        422,
+        "validation_error",
+        "no_created",
+    )
+    ok = await client.put("/api/v1/monitors/crm", json={"name": "n", "active": False})
+    assert ok.status == 200 and (await ok.json())["active"] is False
+
+
 async def test_invalid_json_is_400(client: Client) -> None:
     await put_monitor(client, "crm")
     await _error(
