@@ -320,5 +320,7 @@ def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         handler = require(route.roles, route.report_kind)(route.handler)
         app.router.add_route(route.method, route.path, handler)
+        if route.method == "GET":  # as add_get does: HEAD wherever GET works
+            app.router.add_route("HEAD", route.path, handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
