@@ -25,6 +25,7 @@ from exporter.handling import (
 )
 from exporter.models import (
     BatchCreate,
+    BatchLogCreate,
     BatchPage,
     BatchStored,
     BatchUpdate,
@@ -172,6 +173,20 @@ async def create_log(request: web.Request) -> web.Response:
     return _stored("log", log_json(stored.record), stored, 201)
 
 
+async def create_batch_log(request: web.Request) -> web.Response:
+    """A log in a batch named by its id alone: what a job holding only IM_BATCH_ID can send."""
+    batch_id = path_int(request, "id", "batch_not_found", "batch")
+    body, raw = await parse_body(request, BatchLogCreate)
+    batch = await request.app[appkeys.STORE].get_batch(batch_id)
+    if batch is None:
+        raise ApiError(404, "batch_not_found", f"No batch with id {batch_id}")
+    log = LogCreate(**body.model_dump(), batch_id=batch_id)
+    stored = await request.app[appkeys.REPORTS].create_log(
+        batch.integration_key, log, idempotency(request, raw)
+    )
+    return _stored("log", log_json(stored.record), stored, 201)
+
+
 async def list_logs(request: web.Request) -> web.Response:
     ms = request.app[appkeys.REPORTS].monitor(_key(request))
     limit = query_int(request, "limit", 50, 1, 500)
@@ -292,6 +307,17 @@ ROUTES: tuple[Route, ...] = (
         "Report a log message",
         201,
         LogCreate,
+        LogStored,
+        report_kind="log",
+    ),
+    Route(
+        "POST",
+        "/api/v1/batches/{id}/logs",
+        create_batch_log,
+        PUSH,
+        "Report a log message in a batch (its monitor is the batch's)",
+        201,
+        BatchLogCreate,
         LogStored,
         report_kind="log",
     ),

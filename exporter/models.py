@@ -115,11 +115,16 @@ class BatchUpdate(_Body):
     _tz = field_validator("endtime")(_utc)
 
 
-class LogCreate(_Report):
-    """One message, optionally inside a batch."""
+class BatchLogCreate(_Report):
+    """One message in the batch of the URL (the batch knows its monitor)."""
 
     logstatus: str = Field("ok", description="Built-in or configured status.")
     message: str = Field("", description="The message (≤1024).")
+
+
+class LogCreate(BatchLogCreate):
+    """One message, optionally inside a batch."""
+
     batch_id: Whole | None = Field(
         None, ge=1, le=2**63 - 1, description="The batch this log belongs to."
     )

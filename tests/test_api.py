@@ -107,6 +107,32 @@ async def test_logs_listing(client: Client) -> None:
     assert page["next_cursor"]
 
 
+async def test_a_log_in_a_batch_named_by_its_id_alone(client: Client) -> None:
+    """What a job started by `integration-monitor run` has: IM_BATCH_ID, no key."""
+    await put_monitor(client, "crm")
+    started = await _json(await client.post("/api/v1/monitors/crm/batches", json={}), 201)
+    batch_id = started["batch"]["id"]
+    answer = await _json(
+        await client.post(f"/api/v1/batches/{batch_id}/logs", json={"message": "row 7 skipped"}),
+        201,
+    )
+    models.LogStored.model_validate(answer)
+    assert (answer["log"]["integration_key"], answer["log"]["batch_id"]) == ("crm", batch_id)
+    detail = await _json(await client.get(f"/api/v1/batches/{batch_id}"), 200)
+    assert [x["message"] for x in detail["logs"]] == ["row 7 skipped"]
+    await _error(
+        await client.post("/api/v1/batches/999/logs", json={"message": "x"}),
+        404,
+        "batch_not_found",
+    )
+    await _error(
+        await client.post(f"/api/v1/batches/{batch_id}/logs", json={"batch_id": 3}),
+        422,
+        "validation_error",
+        "batch_id",
+    )
+
+
 async def test_long_texts_are_truncated_and_named(client: Client) -> None:
     await put_monitor(client, "crm")
     response = await client.post(
