@@ -31,25 +31,23 @@ def service(tmp_path: Path) -> Iterator[Service]:
     running.stop()
 
 
+def _dry_run(target: str) -> str:
+    """What `make TARGET` would run in a fresh clone (no virtual environment yet)."""
+    return subprocess.run(
+        ["make", "-n", target, "VENV=/nonexistent/venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def test_make_run_installs_only_what_running_needs() -> None:
-    dry_run = subprocess.run(
-        ["make", "-n", "run", "VENV=/nonexistent/venv"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    installs = [line for line in dry_run.splitlines() if "pip install" in line]
-    assert any(line.endswith("pip install --quiet -e .") for line in installs), dry_run
-    assert not any("[test]" in line for line in installs), dry_run
-    tests = subprocess.run(
-        ["make", "-n", "test", "VENV=/nonexistent/venv"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "-e '.[test]'" in tests
+    run = _dry_run("run")
+    installs = [line for line in run.splitlines() if "pip install" in line]
+    assert any(line.endswith("pip install --quiet -e .") for line in installs), run
+    assert not any("[test]" in line for line in installs), run
+    assert "-e '.[test]'" in _dry_run("test")
 
 
 def test_the_examples_run_twice_leave_no_batch_running(service: Service) -> None:
