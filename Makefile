@@ -6,31 +6,39 @@ CONFIG ?= config.yaml
 
 .PHONY: run test lint typecheck unit system-deps bench clean
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: `make run` installs what running needs, `make test` adds the test tools.
+RUN_DEPS := $(VENV)/.installed-run
+TEST_DEPS := $(VENV)/.installed-test
+
+$(RUN_DEPS): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_DEPS): $(RUN_DEPS) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(VENV)/.installed
+run: $(RUN_DEPS)
 	$(BIN)/integration-monitor serve --config $(CONFIG)
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
-lint: $(VENV)/.installed
+lint: $(TEST_DEPS)
 	$(BIN)/ruff check exporter tests bench grafana deploy
 	$(BIN)/ruff format --check exporter tests bench grafana deploy
 
-typecheck: $(VENV)/.installed
+typecheck: $(TEST_DEPS)
 	$(BIN)/mypy exporter
 
-unit: $(VENV)/.installed
+unit: $(TEST_DEPS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: $(VENV)/.installed system-deps lint typecheck unit
+test: $(TEST_DEPS) system-deps lint typecheck unit
 
-bench: $(VENV)/.installed system-deps
+bench: $(TEST_DEPS) system-deps
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

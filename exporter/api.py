@@ -27,6 +27,7 @@ from exporter.handling import (
 )
 from exporter.models import (
     BatchCreate,
+    BatchLogCreate,
     BatchPage,
     BatchStored,
     BatchUpdate,
@@ -190,6 +191,18 @@ async def create_log(request: web.Request) -> web.Response:
     return _stored("log", log_json(stored.record), stored, 201)
 
 
+async def create_batch_log(request: web.Request) -> web.Response:
+    """A log in a batch named by its id alone: what a job holding only IM_BATCH_ID can send."""
+    batch_id = path_int(request, "id", "batch_not_found", "batch")
+    body, raw = await parse_body(request, BatchLogCreate)
+    batch = await _visible_batch(request, batch_id)
+    log = LogCreate(**body.model_dump(), batch_id=batch_id)
+    stored = await request.app[appkeys.REPORTS].create_log(
+        batch.integration_key, log, idempotency(request, raw)
+    )
+    return _stored("log", log_json(stored.record), stored, 201)
+
+
 async def list_logs(request: web.Request) -> web.Response:
     ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 50, 1, 500)
@@ -317,6 +330,17 @@ ROUTES: tuple[Route, ...] = (
         report_kind="log",
     ),
     Route(
+        "POST",
+        "/api/v1/batches/{id}/logs",
+        create_batch_log,
+        PUSH,
+        "Report a log message in a batch (its monitor is the batch's)",
+        201,
+        BatchLogCreate,
+        LogStored,
+        report_kind="log",
+    ),
+    Route(
         "GET",
         KEY_PATH + "/logs",
         list_logs,
@@ -341,5 +365,7 @@ def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         handler = require(route.roles, route.report_kind)(route.handler)
         app.router.add_route(route.method, route.path, handler)
+        if route.method == "GET":  # as add_get does: HEAD wherever GET works
+            app.router.add_route("HEAD", route.path, handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

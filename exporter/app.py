@@ -16,7 +16,7 @@ from prometheus_client.exposition import choose_encoder
 from exporter import appkeys
 from exporter.api import READ, add_routes
 from exporter.auth import Auth
-from exporter.config import Config, ConfigError, is_loopback
+from exporter.config import Config
 from exporter.errors import ApiError
 from exporter.evaluator import Evaluator
 from exporter.exposition import Exposition
@@ -36,17 +36,6 @@ from exporter.web import setup_status_page
 log = logging.getLogger(__name__)
 DAY = 86400.0
 OPENMETRICS = "application/openmetrics-text"
-
-
-def check_bind(config: Config) -> None:
-    """Refuse to serve beyond loopback without tokens: anyone could push or change monitors."""
-    if not config.auth.tokens and not is_loopback(config.server.host):
-        raise ConfigError(
-            [
-                f"server.host: {config.server.host!r} is reachable from other machines but "
-                "auth.tokens is empty; configure tokens or listen on 127.0.0.1"
-            ]
-        )
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -36,6 +36,7 @@ class ChartRun:
     created: int
     updated: int
     deleted: int
+    running_for: float | None = None  # a run not finished: seconds since it started
 
 
 def nice_ceiling(value: float) -> float:
@@ -118,22 +119,33 @@ def _empty(title: str) -> Markup:
 
 
 def duration_chart(runs: Sequence[ChartRun]) -> Markup:
-    """Bars of run duration, oldest run first, coloured by severity; running runs as stubs."""
+    """Bars of run duration, oldest run first, coloured by severity.
+
+    The axis follows the finished runs. A run not finished is drawn for as long as it has been
+    running, up to the top of the chart and no further (class `open`): a start whose finish
+    never came reads as a run still going, not as a short one, and does not squash the rest.
+    """
     title = f"Duration of the last {len(runs)} runs"
     if not runs:
         return _empty(title)
-    top = duration_ceiling(max((r.duration or 0.0) for r in runs))
+    finished = [r.duration for r in runs if r.duration is not None]
+    longest = max(finished) if finished else max((r.running_for or 0.0) for r in runs)
+    top = duration_ceiling(longest)
     bottom = HEIGHT - BOTTOM
     slot, bar = _slots(len(runs))
     parts = _frame(title, short_span(top), short_span(top / 2), runs[0].label, runs[-1].label)
     for i, run in enumerate(runs):
         x = LEFT + i * slot + (slot - bar) / 2
-        if run.duration is None:
-            height, shown = 3.0, "still running"
+        classes = f"bar {escape(run.severity)}"
+        if run.duration is not None:
+            seconds, shown = run.duration, short_span(run.duration)
         else:
-            height, shown = max((bottom - TOP) * run.duration / top, 1.5), short_span(run.duration)
+            seconds = run.running_for or 0.0
+            shown = f"running for {short_span(seconds)}, not finished"
+            classes += " open"
+        height = max((bottom - TOP) * min(seconds, top) / top, 1.5)
         parts.append(
-            f'<rect class="bar {escape(run.severity)}" x="{x:.1f}" y="{bottom - height:.1f}" '
+            f'<rect class="{classes}" x="{x:.1f}" y="{bottom - height:.1f}" '
             f'width="{bar:.1f}" height="{height:.1f}" rx="1.5">'
             f"<title>{escape(run.label)}: {escape(run.status)}, {escape(shown)}</title></rect>"
         )

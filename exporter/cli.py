@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import Config, ConfigError, check_serving, load_config
 
 log = logging.getLogger("exporter")
 
@@ -45,14 +46,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, **overrides: object) -> Config | None:
+    """The config `serve` would run with, or None after printing each problem to stderr.
+
+    `check-config` and `serve` both come here, so both refuse the same files in the same words.
+    """
     try:
-        return load_config(path)
+        config = load_config(path).with_overrides(**overrides)
+        check_serving(config)
     except ConfigError as exc:
         print(f"{path}: invalid configuration:", file=sys.stderr)
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
         return None
+    return config
 
 
 def _redacted(config: Config) -> dict[str, object]:
@@ -65,21 +72,16 @@ def _redacted(config: Config) -> dict[str, object]:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from exporter.app import check_bind, create_app
+    from exporter.app import create_app
     from exporter.guards import MalformedRequests
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
-    config = _load(args.config)
+    config = _load(args.config, host=args.host, port=args.port, database=args.database)
     if config is None:
-        return 2
-    config = config.with_overrides(host=args.host, port=args.port, database=args.database)
-    try:
-        check_bind(config)
-    except ConfigError as exc:
-        log.error("refusing to start: %s", exc)
+        log.error("refusing to start: the configuration is invalid")
         return 2
     if not config.auth.tokens:
         log.warning("no auth.tokens configured: the API is open, listening on loopback only")
@@ -118,7 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    print(json.dumps(_redacted(config), indent=2))
+    return _print(json.dumps(_redacted(config), indent=2))
+
+
+def _print(text: str) -> int:
+    """Print to stdout; a reader that went away (`check-config | head -1`) is no error to show.
+
+    As the Python docs advise for SIGPIPE: point stdout at devnull so the interpreter's own
+    flush at exit finds nothing to complain about, and exit 1 as Python does on EPIPE.
+    """
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return 0
 
 

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,18 +134,25 @@ class BatchRun:
         return None if self.batch is None else int(self.batch["id"])
 
 
-BatchLike = Mapping[str, Any] | BatchRun
+BatchLike = Mapping[str, Any] | BatchRun | int | str
+"""A batch as the helpers take it: the dict they returned, a ``BatchRun``, or the batch's id
+(an int, or a numeric string such as ``os.environ["IM_BATCH_ID"]``)."""
 
 
 @dataclass(frozen=True)
 class _Call:
-    """One API call: what to send, and which part of the answer the caller gets."""
+    """One API call: what to send, and which part of the answer the caller gets.
+
+    ``in_place``: a dict the caller holds (a batch), updated with the answer as the
+    original's object was.
+    """
 
     method: str
     path: str
     body: Mapping[str, Any] | None = None
     result: str | None = None
     missing_monitor_is_none: bool = False
+    in_place: MutableMapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,10 @@ def _read_answer(call: _Call, status: int, body: bytes) -> Record | None:
             raise IntegrationMonitorUnavailable(message, status=status)
         raise IntegrationMonitorError(message, status=status, code="invalid_response")
     if 200 <= status < 300:
-        return payload[call.result] if call.result else payload
+        record: Record = payload[call.result] if call.result else payload
+        if call.in_place is not None:
+            call.in_place.update(record)
+        return record
     error = payload.get("error")
     if not isinstance(error, dict):
         error = {}
@@ -221,8 +231,28 @@ def _iso(value: datetime | str) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _batch_record(batch: BatchLike | None) -> Mapping[str, Any] | None:
-    return batch.batch if isinstance(batch, BatchRun) else batch
+def _batch_id(batch: BatchLike | None) -> int:
+    """The id of a batch given as a dict, a ``BatchRun``, an int or a numeric string."""
+    record = batch.batch if isinstance(batch, BatchRun) else batch
+    if isinstance(record, Mapping):
+        record = record.get("id")
+    if isinstance(record, str) and record.strip().isascii() and record.strip().isdigit():
+        record = int(record)
+    if isinstance(record, int) and not isinstance(record, bool) and record > 0:
+        return record
+    if batch is None or batch == "":
+        raise IntegrationMonitorBatchNotFound(
+            "integration_monitor_batch must be given", code="batch_not_found"
+        )
+    raise IntegrationMonitorBatchNotFound(
+        f"not a batch, nor a batch id: {batch!r}", code="batch_not_found"
+    )
+
+
+def _batch_dict(batch: BatchLike | None) -> MutableMapping[str, Any] | None:
+    """The caller's own batch dict, to update in place; None for a bare id."""
+    record = batch.batch if isinstance(batch, BatchRun) else batch
+    return record if isinstance(record, MutableMapping) else None
 
 
 def _fetch_monitor_call(integration_key: str) -> _Call:
@@ -256,12 +286,7 @@ def _create_log_call(
     error_msg: str,
     message: str,
 ) -> _Call:
-    record = _batch_record(batch)
-    if not integration_key:
-        if isinstance(batch, BatchRun):
-            integration_key = batch.integration_key
-        elif record is not None:
-            integration_key = str(record.get("integration_key") or "")
+    """A log in the batch when one is given (the key, if given too, must be the batch's)."""
     body: dict[str, Any] = {
         "logstatus": log_status,
         "integrationid": integration_id,
@@ -269,9 +294,17 @@ def _create_log_call(
         "errormsg": error_msg,
         "message": message,
     }
-    if record is not None:
-        body["batch_id"] = record["id"]
-    return _Call("POST", _key_path(integration_key) + "/logs", body, result="log")
+    if isinstance(batch, BatchRun) and batch.batch is None:
+        # Its start was not reported (fail_quietly): the log goes to the monitor alone.
+        integration_key = integration_key or batch.integration_key
+        batch = None
+    if batch is None:
+        return _Call("POST", _key_path(integration_key) + "/logs", body, result="log")
+    batch_id = _batch_id(batch)
+    if integration_key:
+        body["batch_id"] = batch_id
+        return _Call("POST", _key_path(integration_key) + "/logs", body, result="log")
+    return _Call("POST", f"/api/v1/batches/{batch_id}/logs", body, result="log")
 
 
 def _update_batch_call(
@@ -284,11 +317,7 @@ def _update_batch_call(
     error_msg: str,
     endtime: datetime | str | None,
 ) -> _Call:
-    record = _batch_record(batch)
-    if record is None:
-        raise IntegrationMonitorBatchNotFound(
-            "integration_monitor_batch must be given", code="batch_not_found"
-        )
+    batch_id = _batch_id(batch)
     body: dict[str, Any] = {
         "logstatus": batch_status,
         "no_created": no_created,
@@ -299,7 +328,9 @@ def _update_batch_call(
     }
     if endtime is not None:
         body["endtime"] = _iso(endtime)
-    return _Call("PATCH", f"/api/v1/batches/{int(record['id'])}", body, result="batch")
+    return _Call(
+        "PATCH", f"/api/v1/batches/{batch_id}", body, result="batch", in_place=_batch_dict(batch)
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exporter.models import MonitorBody
+from exporter.config_errors import describe_all
+from exporter.models import Flag, MonitorBody, Number, Whole
 from exporter.records import KEY_PATTERN
 from exporter.statuses import BUILTIN_STATUSES, Severity
 
@@ -33,8 +34,8 @@ class _Section(BaseModel):
 
 class ServerConfig(_Section):
     host: str = Field("127.0.0.1", description="Address to listen on.")
-    port: int = Field(9812, ge=1, le=65535, description="TCP port to listen on.")
-    max_body_bytes: int = Field(
+    port: Whole = Field(9812, ge=1, le=65535, description="TCP port to listen on.")
+    max_body_bytes: Whole = Field(
         1_048_576, ge=1024, description="Largest request body accepted; larger ones get 413."
     )
     base_url: str = Field(
@@ -42,7 +43,7 @@ class ServerConfig(_Section):
         description="Public URL of the service, used in links (status page, badges). "
         "Empty: derived from each request.",
     )
-    shutdown_timeout_seconds: float = Field(
+    shutdown_timeout_seconds: Number = Field(
         10.0, gt=0, description="On SIGTERM/SIGINT, how long in-flight requests may finish."
     )
     read_timeout_seconds: float = Field(
@@ -74,7 +75,7 @@ class DatabaseConfig(_Section):
     path: str = Field(
         "integration-monitor.db", description="SQLite database file, relative to the working dir."
     )
-    max_group_size: int = Field(
+    max_group_size: Whole = Field(
         512, ge=1, description="Most writes committed together in one transaction (group commit)."
     )
     synchronous: Literal["FULL", "NORMAL"] = Field(
@@ -83,9 +84,17 @@ class DatabaseConfig(_Section):
         "NORMAL: it survives a crash of the process, not of the machine; faster.",
     )
 
+    @field_validator("synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        """SQLite's PRAGMA takes `full` as well as `FULL`; so does this option."""
+        if isinstance(value, str) and value.upper() in ("FULL", "NORMAL"):
+            return value.upper()
+        return value
+
 
 class ReportsConfig(_Section):
-    max_clock_skew_seconds: float = Field(
+    max_clock_skew_seconds: Number = Field(
         300,
         ge=0,
         le=86400,
@@ -95,29 +104,29 @@ class ReportsConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    max_age_days: float = Field(
+    max_age_days: Number = Field(
         30, gt=0, description="Batches and logs older than this are pruned. Counters are kept."
     )
-    interval_seconds: float = Field(3600, gt=0, description="How often pruning runs.")
-    transitions_per_monitor: int = Field(
+    interval_seconds: Number = Field(3600, gt=0, description="How often pruning runs.")
+    transitions_per_monitor: Whole = Field(
         100, ge=1, le=100_000, description="Alert status changes kept per monitor (newest)."
     )
 
 
 class EvaluationConfig(_Section):
-    interval_seconds: float = Field(
+    interval_seconds: Number = Field(
         900, gt=0, description="How often every active monitor is evaluated (the original: 15 min)."
     )
-    chunk_size: int = Field(
+    chunk_size: Whole = Field(
         500, ge=1, description="Monitors evaluated between yields to the event loop."
     )
 
 
 class MetricsConfig(_Section):
-    require_auth: bool = Field(
+    require_auth: Flag = Field(
         True, description="With tokens configured, /metrics needs a token with the read role."
     )
-    duration_buckets: tuple[float, ...] = Field(
+    duration_buckets: tuple[Number, ...] = Field(
         (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400),
         description="Upper bounds (seconds) of the run duration histogram buckets.",
     )
@@ -221,6 +230,20 @@ class Config(_Section):
         return self.model_copy(update={"server": server, "database": database})
 
 
+def check_serving(config: Config) -> None:
+    """What `serve` refuses beyond the file's own validity (`check-config` runs it too).
+
+    Listening beyond loopback without tokens would let anyone push reports or change monitors.
+    """
+    if not config.auth.tokens and not is_loopback(config.server.host):
+        raise ConfigError(
+            [
+                f"server.host: {config.server.host!r} is reachable from other machines but "
+                "auth.tokens is empty; configure tokens or listen on 127.0.0.1"
+            ]
+        )
+
+
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":
@@ -229,6 +252,25 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{key!r} is given twice in one mapping (first on line {first})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -258,13 +300,6 @@ def _expand_env(value: Any, env: dict[str, str], where: str, errors: list[str]) 
     return value
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def parse_config(data: Any, env: dict[str, str] | None = None) -> Config:
     """Validate parsed YAML (a mapping or None); raise ConfigError listing each error."""
     if data is None:
@@ -278,9 +313,7 @@ def parse_config(data: Any, env: dict[str, str] | None = None) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
-        ) from None
+        raise ConfigError(describe_all(exc.errors(include_url=False), Config)) from None
 
 
 def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
@@ -292,7 +325,7 @@ def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> C
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

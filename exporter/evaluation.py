@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.records import MonitorSettings, Run
 from exporter.statuses import AlertStatus, Severity
@@ -25,6 +25,9 @@ class Evaluation:
     alerttext: str
     reasons: tuple[str, ...]
     kinds: frozenset[str] = frozenset()  # of REASON_KINDS
+    # Why the status is what it is, in words also for ok ("Last run ok"), where alerttext is
+    # empty: the reason of a transition. Derived from the same inputs, so not compared.
+    summary: str = field(default="", compare=False)
 
 
 def format_span(seconds: float) -> str:
@@ -87,7 +90,24 @@ def _result(
         return None
     noun = "batch" if finished.kind == "batch" else "log"
     detail = finished.errormsg or finished.logtext or f"status {finished.logstatus}"
-    return f"Last {noun} failed ({finished.logstatus}): {detail}"
+    verb = _ENDED.get(finished.logstatus, "failed")
+    return f"Last {noun} {verb} ({finished.logstatus}): {detail}"
+
+
+# How a run with a status of severity error ended, where "failed" would say too much: a
+# donewitherror run did its work, with some errors on the way.
+_ENDED = {"donewitherror": "finished with errors"}
+
+
+def _ok_summary(latest: Run | None, finished: Run | None) -> str:
+    """Why a monitor is ok (or not calculated), for the transition into that status."""
+    if latest is None:
+        return "No run reported yet"
+    if finished is None:
+        return "A run started; none has finished yet"
+    if finished.logstatus == "ok":
+        return "Last run ok"
+    return f"Last run {finished.logstatus} (counts as ok)"
 
 
 def _thresholds(settings: MonitorSettings, finished: Run | None) -> list[str]:
@@ -149,4 +169,6 @@ def evaluate_monitor(
         status = "ok"
     else:
         status = "notcalculated"
-    return Evaluation(status, join_reasons(tuple(reasons)), tuple(reasons), frozenset(kinds))
+    text = join_reasons(tuple(reasons))
+    summary = text or _ok_summary(latest, latest_finished)
+    return Evaluation(status, text, tuple(reasons), frozenset(kinds), summary)

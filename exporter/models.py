@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from exporter.records import KEY_PATTERN
+
+
+def _refuse_flags(kind: str, message: str) -> BeforeValidator:
+    """true/false where a number belongs is a mistake: pydantic would take YAML's `yes` as 1."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError(kind, message)
+        return value
+
+    return BeforeValidator(check)
+
+
+def _refuse_numbers(value: Any) -> Any:
+    """A number where true/false belongs is a mistake: pydantic would take 0 as false."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "Input should be a valid boolean")
+    return value
+
+
+Whole = Annotated[int, _refuse_flags("int_type", "Input should be a valid integer")]
+Number = Annotated[float, _refuse_flags("float_type", "Input should be a valid number")]
+Flag = Annotated[bool, BeforeValidator(_refuse_numbers)]
 
 # The original's text limits; reports are truncated to them, never rejected for length.
 TEXT_LIMITS = {"integrationid": 64, "logtext": 256, "errormsg": 1024, "message": 1024}
@@ -30,17 +54,17 @@ class MonitorBody(_Body):
 
     name: str = Field(min_length=1, max_length=32, description="Display name.")
     type: Literal["batch", "message"] = Field("batch", description="batch or message.")
-    active: bool = Field(True, description="Inactive monitors are not evaluated.")
-    alert_interval: int = Field(
+    active: Flag = Field(True, description="Inactive monitors are not evaluated.")
+    alert_interval: Whole = Field(
         0, ge=0, le=SETTING_MAX, description="Minutes without a run before error; 0: off."
     )
-    alert_no_creates_deceeds: int = Field(
+    alert_no_creates_deceeds: Whole = Field(
         0, ge=0, le=SETTING_MAX, description="Minimum created; 0: off."
     )
-    alert_no_updates_deceeds: int = Field(
+    alert_no_updates_deceeds: Whole = Field(
         0, ge=0, le=SETTING_MAX, description="Minimum updated; 0: off."
     )
-    alert_no_deletes_deceeds: int = Field(
+    alert_no_deletes_deceeds: Whole = Field(
         0, ge=0, le=SETTING_MAX, description="Minimum deleted; 0: off."
     )
 
@@ -50,11 +74,11 @@ class MonitorPatch(_Body):
 
     name: str | None = Field(None, min_length=1, max_length=32)
     type: Literal["batch", "message"] | None = None
-    active: bool | None = None
-    alert_interval: int | None = Field(None, ge=0, le=SETTING_MAX)
-    alert_no_creates_deceeds: int | None = Field(None, ge=0, le=SETTING_MAX)
-    alert_no_updates_deceeds: int | None = Field(None, ge=0, le=SETTING_MAX)
-    alert_no_deletes_deceeds: int | None = Field(None, ge=0, le=SETTING_MAX)
+    active: Flag | None = None
+    alert_interval: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+    alert_no_creates_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+    alert_no_updates_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+    alert_no_deletes_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
 
 
 class _Report(_Body):
@@ -69,9 +93,9 @@ class BatchCreate(_Report):
     logstatus: str = Field("running", description="Built-in or configured status.")
     starttime: datetime | None = Field(None, description="Default: now.")
     endtime: datetime | None = Field(None, description="Default: now unless running.")
-    no_created: int = Field(0, ge=0, le=2**62)
-    no_updated: int = Field(0, ge=0, le=2**62)
-    no_deleted: int = Field(0, ge=0, le=2**62)
+    no_created: Whole = Field(0, ge=0, le=2**62)
+    no_updated: Whole = Field(0, ge=0, le=2**62)
+    no_deleted: Whole = Field(0, ge=0, le=2**62)
 
     _tz = field_validator("starttime", "endtime")(_utc)
 
@@ -84,19 +108,24 @@ class BatchUpdate(_Body):
     logtext: str | None = None
     errormsg: str | None = None
     endtime: datetime | None = Field(None, description="Default: now unless running.")
-    no_created: int | None = Count
-    no_updated: int | None = Count
-    no_deleted: int | None = Count
+    no_created: Whole | None = Count
+    no_updated: Whole | None = Count
+    no_deleted: Whole | None = Count
 
     _tz = field_validator("endtime")(_utc)
 
 
-class LogCreate(_Report):
-    """One message, optionally inside a batch."""
+class BatchLogCreate(_Report):
+    """One message in the batch of the URL (the batch knows its monitor)."""
 
     logstatus: str = Field("ok", description="Built-in or configured status.")
     message: str = Field("", description="The message (≤1024).")
-    batch_id: int | None = Field(
+
+
+class LogCreate(BatchLogCreate):
+    """One message, optionally inside a batch."""
+
+    batch_id: Whole | None = Field(
         None, ge=1, le=2**63 - 1, description="The batch this log belongs to."
     )
 

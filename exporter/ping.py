@@ -1,6 +1,14 @@
-"""Ping URLs: one-line reports for curl and shell, mapped onto batches (or logs)."""
+"""Ping URLs: one-line reports for curl and shell, mapped onto batches (or logs).
+
+The paths and the answers are Healthchecks' (`/ping/{key}`, `/start`, `/fail`, `/log`, `/{exit
+code}`; `200` with the text `OK`), so its clients and wrappers (runitor, hchk, a shell line
+that checks for `OK`) work unchanged. The answer never repeats the job's text: a client that
+reads "not found" in it must not take a job's "file not found" for a missing check.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -9,24 +17,46 @@ from exporter.api import PUSH
 from exporter.errors import ApiError
 from exporter.handling import caller_of, json_response, require, visible_monitor
 from exporter.models import TEXT_LIMITS, BatchCreate, BatchUpdate, LogCreate
-from exporter.views import batch_json, log_json
+from exporter.state import MonitorState
 
-# What each ping means: (status, text field for the body).
-_OUTCOMES = {"": ("ok", "logtext"), "start": ("running", "logtext"), "fail": ("error", "errormsg")}
+LOG = "log"
+MAX_EXIT_CODE = 255
 
 
-def _outcome(action: str) -> tuple[str, str, str]:
-    """(status, body field, default text) of a ping action: '', start, fail or an exit code."""
-    if action in _OUTCOMES:
-        status, field = _OUTCOMES[action]
-        return status, field, ""
-    if action.isdigit() and len(action) <= 3 and int(action) <= 255:
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a ping action means: the run's status, where its body goes, a text of its own."""
+
+    status: str
+    field: str  # logtext or errormsg
+    text: str = ""
+
+
+_ACTIONS = {
+    "": Outcome("ok", "logtext"),
+    "start": Outcome("running", "logtext"),
+    "fail": Outcome("error", "errormsg"),
+    LOG: Outcome("ok", "message"),
+}
+
+
+def outcome(action: str) -> Outcome:
+    """The outcome of a ping action: '', start, fail, log, or an exit code of ASCII digits.
+
+    `str.isdigit` alone would take '٣' (Arabic-Indic three) or '³' for a digit.
+    """
+    if action in _ACTIONS:
+        return _ACTIONS[action]
+    if action.isascii() and action.isdigit() and len(action) <= 3 and int(action) <= MAX_EXIT_CODE:
         code = int(action)
         if code == 0:
-            return "ok", "logtext", ""
-        return "error", "errormsg", f"exit code {code}"
+            return _ACTIONS[""]
+        return Outcome("error", "errormsg", f"exit code {code}")
     raise ApiError(
-        404, "not_found", "Ping actions are /start, /fail or an exit code 0-255", "action"
+        400,
+        "invalid_ping_action",
+        f"A ping ends in /start, /fail, /log or an exit code 0-{MAX_EXIT_CODE}, not {action!r}",
+        "action",
     )
 
 
@@ -38,54 +68,84 @@ async def _text(request: web.Request, default: str) -> str:
     return body or default
 
 
+def _answer(request: web.Request, stored: dict[str, object]) -> web.Response:
+    """Healthchecks' answer, `OK`; JSON (ids and status, no text) when the client asks for it."""
+    if "application/json" in request.headers.get("Accept", ""):
+        return json_response(stored)
+    return web.Response(text="OK", content_type="text/plain")
+
+
 async def ping(request: web.Request) -> web.Response:
     """Record a ping.
 
-    1. Map the action to a status: success, start (running), fail, or an exit code.
+    1. Map the action to a status: success, start (running), fail, log, or an exit code.
     2. Message monitors: store one log with that status and the body as its text.
     3. Batch monitors: start opens a running batch (integrationid = rid). A finish closes the
        running batch with the same rid, or else the monitor's latest run if it is running;
-       with none to close, it stores a finished batch of its own.
+       with none to close, it stores a finished batch of its own. A log is stored in the
+       batch a finish would close (or outside batches), and changes no run's status.
     """
     key = request.match_info["key"]
-    status, field, default = _outcome(request.match_info.get("action", ""))
-    text = await _text(request, default)
+    action = request.match_info.get("action", "")
+    meant = outcome(action)
+    text = await _text(request, meant.text)
     rid = request.query.get("rid", "")[: TEXT_LIMITS["integrationid"]]
     reports = request.app[appkeys.REPORTS]
     ms = visible_monitor(request, key)
     if ms.monitor.settings.type == "message":
-        text_field = "message" if field == "logtext" else field
+        if action == LOG:
+            raise ApiError(
+                409,
+                "monitor_type_mismatch",
+                f"Every log of message monitor {key!r} is a run: report it with /ping/{key} "
+                "or /fail; /log adds a message to a batch monitor's run",
+            )
+        text_field = "message" if meant.field == "logtext" else meant.field
         log = LogCreate.model_validate(
-            {"logstatus": status, "integrationid": rid, text_field: text}
+            {"logstatus": meant.status, "integrationid": rid, text_field: text}
         )
-        stored_log = await reports.create_log(key, log, None, kind="ping")
-        return json_response({"log": log_json(stored_log.record)}, 201)
-    if status != "running":
-        open_batch = await _running_batch(request, ms.monitor.id, rid)
-        if open_batch is not None:
-            update = BatchUpdate.model_validate({"logstatus": status, field: text})
-            stored = await reports.update_batch(
+        stored_log = (await reports.create_log(key, log, None, kind="ping")).record
+        return _answer(request, {"log_id": stored_log.id, "logstatus": stored_log.logstatus})
+    open_batch = None if meant.status == "running" else await _running_batch(request, ms, rid)
+    if action == LOG:
+        note = LogCreate.model_validate(
+            {
+                "logstatus": meant.status,
+                "integrationid": rid,
+                meant.field: text,
+                "batch_id": open_batch,
+            }
+        )
+        stored_note = (await reports.create_log(key, note, None, kind="ping")).record
+        return _answer(request, {"log_id": stored_note.id, "batch_id": stored_note.batch_id})
+    if open_batch is not None:
+        update = BatchUpdate.model_validate({"logstatus": meant.status, meant.field: text})
+        stored = (
+            await reports.update_batch(
                 open_batch, update, None, kind="ping", token=caller_of(request).name
             )
-            return json_response({"batch": batch_json(stored.record)})
-    create = BatchCreate.model_validate({"logstatus": status, "integrationid": rid, field: text})
-    stored = await reports.create_batch(key, create, None, kind="ping")
-    return json_response({"batch": batch_json(stored.record)}, 201)
+        ).record
+    else:
+        create = BatchCreate.model_validate(
+            {"logstatus": meant.status, "integrationid": rid, meant.field: text}
+        )
+        stored = (await reports.create_batch(key, create, None, kind="ping")).record
+    return _answer(request, {"batch_id": stored.id, "logstatus": stored.logstatus})
 
 
-async def _running_batch(request: web.Request, monitor_id: int, rid: str) -> int | None:
+async def _running_batch(request: web.Request, ms: MonitorState, rid: str) -> int | None:
     if rid:
-        found = await request.app[appkeys.STORE].find_running_batch(monitor_id, rid)
+        found = await request.app[appkeys.STORE].find_running_batch(ms.monitor.id, rid)
         return None if found is None else found.id
-    ms = request.app[appkeys.STATE].by_id(monitor_id)
-    latest = None if ms is None else ms.latest
+    latest = ms.latest
     if latest is not None and latest.kind == "batch" and latest.endtime is None:
         return latest.id
     return None
 
 
 def add_ping_routes(app: web.Application) -> None:
+    """GET, HEAD and POST alike, as Healthchecks takes them (uptime tools send HEAD)."""
     handler = require(PUSH, "ping")(ping)
     for path in ("/ping/{key}", "/ping/{key}/{action}"):
-        app.router.add_route("GET", path, handler)
-        app.router.add_route("POST", path, handler)
+        for method in ("GET", "HEAD", "POST"):
+            app.router.add_route(method, path, handler)

@@ -171,7 +171,7 @@ class State:
         )
         if old.alertstatus == result.alertstatus:
             return None
-        return Transition(old.id, old.alertstatus, result.alertstatus, result.alerttext, now)
+        return Transition(old.id, old.alertstatus, result.alertstatus, result.summary, now)
 
 
 _COUNTER_KEYS: dict[tuple[str, str], tuple[str, str]] = {}

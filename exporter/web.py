@@ -117,7 +117,7 @@ def overview_row(ms: MonitorState, now: float, severities: Mapping[str, Severity
     duration = ""
     if latest is not None:
         if severity_of(latest.logstatus, severities) == "running":
-            duration = f"running {short_span(max(0.0, now - latest.starttime))}"
+            duration = running_for(now - latest.starttime)
         elif latest.duration is not None:
             duration = short_span(latest.duration)
     counts = ("", "", "")
@@ -151,6 +151,11 @@ class Overview:
     counts: dict[str, int]  # per alert status, of the monitors matching the search
     matched: int
     total: int
+    evaluated: float | None  # the latest evaluation of any monitor, as its page shows it
+
+
+def running_for(seconds: float) -> str:
+    return f"running for {short_span(max(0.0, seconds))}"
 
 
 def build_overview(
@@ -183,7 +188,13 @@ def build_overview(
         )
     )
     rows = [overview_row(ms, now, state.severities) for ms in matched]
-    return Overview(rows, counts, sum(counts.values()), len(visible))
+    # Each monitor's own evaluation time (alert_timestamp, after a pass or after a report) is
+    # what its page shows; the overview shows the latest of them, never another clock.
+    evaluated = max(
+        (t for ms in visible if (t := ms.monitor.alert_timestamp) is not None),
+        default=None,
+    )
+    return Overview(rows, counts, sum(counts.values()), len(visible), evaluated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +224,7 @@ class BatchView:
     logtext: str
     errormsg: str
     logs: list[LogView]
+    warning: str = ""
     corrections: list[CorrectionView] = field(default_factory=list)
 
 
@@ -235,6 +247,11 @@ class TransitionView:
     reason: str
 
 
+def _once(logtext: str, errormsg: str) -> str:
+    """The logtext to show beside the errormsg: none when it says the same thing again."""
+    return "" if logtext.strip() == errormsg.strip() else logtext
+
+
 def log_view(entry: Log, now: float, severities: Mapping[str, Severity]) -> LogView:
     return LogView(
         entry.id,
@@ -242,10 +259,31 @@ def log_view(entry: Log, now: float, severities: Mapping[str, Severity]) -> LogV
         entry.logstatus,
         severity_of(entry.logstatus, severities),
         entry.integrationid,
-        entry.logtext,
+        _once(entry.logtext, entry.errormsg),
         entry.errormsg,
         entry.message,
     )
+
+
+def left_running(
+    batch: Batch, now: float, later_finished: bool, interval: float, longest: float | None
+) -> str:
+    """Why a batch still running looks left behind (its finish never came), or ''.
+
+    1. A later run has finished: a finish ping with another rid, or none, leaves a run open.
+    2. It has run longer than the monitor's alert interval.
+    3. It has run more than twice as long as the longest recent finished run.
+    """
+    elapsed = now - batch.starttime
+    if later_finished:
+        cause = "a later run has finished; its finish never came, or came with another rid"
+    elif 0 < interval < elapsed:
+        cause = f"longer than the alert interval of {format_span(interval)}"
+    elif longest is not None and elapsed > 2 * max(longest, 1.0):
+        cause = f"more than twice the longest recent run ({short_span(longest)})"
+    else:
+        return ""
+    return f"No finish reported after {format_span(elapsed)}: {cause}."
 
 
 def batch_view(
@@ -253,13 +291,14 @@ def batch_view(
     logs: list[Log],
     now: float,
     severities: Mapping[str, Severity],
+    warning: str = "",
     corrections: Sequence[Correction] = (),
 ) -> BatchView:
     severity = severity_of(batch.logstatus, severities)
     if batch.duration is not None:
         duration = short_span(batch.duration)
     elif severity == "running":
-        duration = f"running {short_span(max(0.0, now - batch.starttime))}"
+        duration = running_for(now - batch.starttime)
     else:
         duration = ""
     return BatchView(
@@ -273,9 +312,10 @@ def batch_view(
         batch.no_updated,
         batch.no_deleted,
         batch.integrationid,
-        batch.logtext,
+        _once(batch.logtext, batch.errormsg),
         batch.errormsg,
         [log_view(x, now, severities) for x in logs],
+        warning if severity == "running" else "",
         [CorrectionView(stamp(c.at, now) or EMPTY, c.token, c.changes) for c in corrections],
     )
 
@@ -349,7 +389,9 @@ def latest_run(
     )
 
 
-def chart_runs(runs: Sequence[Batch | Log], severities: Mapping[str, Severity]) -> list[ChartRun]:
+def chart_runs(
+    runs: Sequence[Batch | Log], severities: Mapping[str, Severity], now: float
+) -> list[ChartRun]:
     """Oldest first, as charts read left to right."""
     out = []
     for run in reversed(runs):
@@ -363,6 +405,7 @@ def chart_runs(runs: Sequence[Batch | Log], severities: Mapping[str, Severity]) 
                     run.no_created,
                     run.no_updated,
                     run.no_deleted,
+                    None if run.duration is not None else max(0.0, now - run.starttime),
                 )
             )
         else:
@@ -514,7 +557,6 @@ def _overview_context(request: web.Request) -> dict[str, Any]:
         ("All", None, overview.matched),
         *((STATUS_LABELS[s], s, overview.counts[s]) for s in STATUS_ORDER),
     ]
-    evaluated = request.app[appkeys.STATS].evaluation_last
     return {
         "overview": overview,
         "status": status,
@@ -526,7 +568,7 @@ def _overview_context(request: web.Request) -> dict[str, Any]:
         "refresh_seconds": refresh,
         "refresh_url": _href("/ui/rows", status=status, q=query),
         "rendered": stamp(now, now),
-        "evaluated": stamp(evaluated, now),
+        "evaluated": stamp(overview.evaluated, now),
     }
 
 
@@ -559,15 +601,21 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
     logs: list[LogView] = []
     if m.settings.type == "batch":
         recent = await store.list_batches(m.id, CHART_RUNS, None)
+        durations = [b.duration for b in recent if b.duration is not None]
+        longest = max(durations) if durations else None
+        interval = m.settings.alert_interval * 60.0
         corrected: dict[int, list[Correction]] = {}
         for c in await store.list_corrections([b.id for b in recent[:TABLE_RUNS]]):
             corrected.setdefault(c.batch_id, []).append(c)
+        later_finished = False  # newest first: has a run after this one finished?
         for b in recent[:TABLE_RUNS]:
             batch_logs = await store.list_logs(None, LOGS_PER_BATCH, None, batch_id=b.id)
-            batches.append(batch_view(b, batch_logs, now, sev, corrected.get(b.id, ())))
+            warning = left_running(b, now, later_finished, interval, longest)
+            batches.append(batch_view(b, batch_logs, now, sev, warning, corrected.get(b.id, ())))
+            later_finished = later_finished or b.endtime is not None
         loose = await store.list_logs(m.id, TABLE_RUNS, None, outside_batches=True)
         logs = [log_view(x, now, sev) for x in loose]
-        runs = chart_runs(recent, sev)
+        runs = chart_runs(recent, sev, now)
         charts = [
             ("Run duration", duration_chart(runs), ()),
             ("Objects per run", counts_chart(runs), ("created", "updated", "deleted")),
@@ -575,7 +623,7 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
     else:
         recent_logs = await store.list_logs(m.id, CHART_RUNS, None)
         logs = [log_view(x, now, sev) for x in recent_logs[:TABLE_RUNS]]
-        charts = [("Recent logs", status_strip(chart_runs(recent_logs, sev)), ())]
+        charts = [("Recent logs", status_strip(chart_runs(recent_logs, sev, now)), ())]
     transitions = await store.list_transitions(m.id, TRANSITIONS)
     base = request.app[appkeys.CONFIG].server.base_url.rstrip("/")
     base = base or f"{request.scheme}://{request.host}"

@@ -34,7 +34,8 @@ EPILOG = """\
 exit status: the command's; 127 when it is not found, 126 when it cannot be executed,
 128+N when signal N killed it, and 2 when the start of the batch could not be reported
 (the command then does not run; with --fail-quietly an unreachable service does not stop it).
-The command sees IM_INTEGRATION_KEY, IM_URL and IM_BATCH_ID (when the batch was created).
+The command sees IM_INTEGRATION_KEY, IM_URL, IM_TOKEN (when a token was given) and
+IM_BATCH_ID (when the batch was created), so a Python job can add logs to the batch.
 """
 
 
@@ -113,7 +114,7 @@ def main(argv: list[str]) -> int:
     job = _Job(command, args.counts_from_json)
     try:
         with client.batch(args.key, args.integration_id, f"running {command[0]}") as run:
-            job.run(run, args.url)
+            job.run(run, args.url, args.token)
     except IntegrationMonitorError as exc:
         if job.exit_code is None:
             _say(f"not running {command[0]!r}: could not report the start of the batch: {exc}")
@@ -129,10 +130,12 @@ class _Job:
     counts_file: Path | None
     exit_code: int | None = None
 
-    def run(self, run: BatchRun, url: str) -> None:
+    def run(self, run: BatchRun, url: str, token: str | None) -> None:
         """Run the command and set the batch's status, error message and counts from it."""
         before = _stamp(self.counts_file)
         env = dict(os.environ, IM_INTEGRATION_KEY=run.integration_key, IM_URL=url)
+        if token:
+            env["IM_TOKEN"] = token
         if run.id is not None:
             env["IM_BATCH_ID"] = str(run.id)
         with _SignalForwarder() as forwarder:

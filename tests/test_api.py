@@ -108,6 +108,32 @@ async def test_logs_listing(client: Client) -> None:
     assert page["next_cursor"]
 
 
+async def test_a_log_in_a_batch_named_by_its_id_alone(client: Client) -> None:
+    """What a job started by `integration-monitor run` has: IM_BATCH_ID, no key."""
+    await put_monitor(client, "crm")
+    started = await _json(await client.post("/api/v1/monitors/crm/batches", json={}), 201)
+    batch_id = started["batch"]["id"]
+    answer = await _json(
+        await client.post(f"/api/v1/batches/{batch_id}/logs", json={"message": "row 7 skipped"}),
+        201,
+    )
+    models.LogStored.model_validate(answer)
+    assert (answer["log"]["integration_key"], answer["log"]["batch_id"]) == ("crm", batch_id)
+    detail = await _json(await client.get(f"/api/v1/batches/{batch_id}"), 200)
+    assert [x["message"] for x in detail["logs"]] == ["row 7 skipped"]
+    await _error(
+        await client.post("/api/v1/batches/999/logs", json={"message": "x"}),
+        404,
+        "batch_not_found",
+    )
+    await _error(
+        await client.post(f"/api/v1/batches/{batch_id}/logs", json={"batch_id": 3}),
+        422,
+        "validation_error",
+        "batch_id",
+    )
+
+
 async def test_long_texts_are_truncated_and_named(client: Client) -> None:
     await put_monitor(client, "crm")
     response = await client.post(
@@ -241,6 +267,32 @@ async def test_invalid_status_and_fields_are_422(client: Client) -> None:
     await _error(
         await client.get("/api/v1/monitors/crm/batches?limit=0"), 422, "validation_error", "limit"
     )
+
+
+async def test_true_is_not_a_number_nor_a_number_true(client: Client) -> None:
+    """JSON true for a count or setting is a mistake, as YAML's `yes` is in the config file."""
+    await put_monitor(client, "crm")
+    for body, field in (
+        ({"name": "n", "alert_no_creates_deceeds": True}, "alert_no_creates_deceeds"),
+        ({"name": "n", "active": 1}, "active"),
+    ):
+        await _error(
+            await client.put("/api/v1/monitors/crm", json=body), 422, "validation_error", field
+        )
+    await _error(
+        await client.patch("/api/v1/monitors/crm", json={"alert_interval": False}),
+        422,
+        "validation_error",
+        "alert_interval",
+    )
+    await _error(
+        await client.post("/api/v1/monitors/crm/batches", json={"no_created": True}),
+        422,
+        "validation_error",
+        "no_created",
+    )
+    ok = await client.put("/api/v1/monitors/crm", json={"name": "n", "active": False})
+    assert ok.status == 200 and (await ok.json())["active"] is False
 
 
 async def test_invalid_json_is_400(client: Client) -> None:

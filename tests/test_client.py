@@ -308,6 +308,69 @@ def test_a_log_in_a_batch_takes_the_key_from_the_batch(service: Service) -> None
     assert [stored["id"] for stored in service.batch(batch["id"])["logs"]] == [log["id"]]
 
 
+def test_every_helper_takes_the_batch_or_its_id(service: Service) -> None:
+    """The dict, its id as an int, or as the string `integration-monitor run` exports."""
+    key = service.new_monitor()
+    client = Client(service.url)
+    batch = create_integration_monitor_batch(client, key)
+    assert batch is not None
+    batch_id = batch["id"]
+    logs = [
+        create_integration_monitor_log(client, batch, message="as a dict"),
+        create_integration_monitor_log(client, batch_id, message="as an int"),
+        create_integration_monitor_log(client, str(batch_id), message="as IM_BATCH_ID"),
+        create_integration_monitor_log_error(client, str(batch_id), error_msg="an error"),
+        create_integration_monitor_log(client, batch_id, integration_key=key, message="both"),
+    ]
+    assert all(log is not None and log["batch_id"] == batch_id for log in logs)
+    assert all(log is not None and log["integration_key"] == key for log in logs)
+    updated = update_integration_monitor_batch(client, str(batch_id), no_created=4)
+    assert updated is not None and updated["no_created"] == 4
+    stored = service.batch(batch_id)
+    assert stored["batch"]["logstatus"] == "ok"
+    assert len(stored["logs"]) == 5
+    for not_a_batch in ("", "abc", "-3", 0, True, {"name": "x"}):
+        with pytest.raises(IntegrationMonitorBatchNotFound):
+            update_integration_monitor_batch(client, not_a_batch)
+    with pytest.raises(IntegrationMonitorBatchNotFound):
+        create_integration_monitor_log(client, "abc", message="x")
+
+
+def test_a_log_given_the_batch_of_another_monitor_and_a_key_is_refused(service: Service) -> None:
+    client = Client(service.url)
+    batch = create_integration_monitor_batch(client, service.new_monitor())
+    assert batch is not None
+    with pytest.raises(IntegrationMonitorError) as raised:
+        create_integration_monitor_log(client, batch["id"], integration_key=service.new_monitor())
+    assert (raised.value.status, raised.value.code) == (409, "batch_monitor_mismatch")
+
+
+def test_an_update_changes_the_callers_batch_in_place(service: Service) -> None:
+    """As the original's LimeObject did: the caller's `batch` shows the new status and counts."""
+    key = service.new_monitor()
+    client = Client(service.url)
+    batch = create_integration_monitor_batch(client, key)
+    assert batch is not None and batch["logstatus"] == "running"
+    returned = update_integration_monitor_batch(
+        client, batch, batch_status="donewitherror", no_created=5, no_updated=2
+    )
+    assert returned == batch
+    assert batch["logstatus"] == "donewitherror"
+    assert (batch["no_created"], batch["no_updated"]) == (5, 2)
+    assert batch["endtime"] is not None and batch["duration"] is not None
+
+
+async def test_an_async_update_changes_the_callers_batch_in_place(service: Service) -> None:
+    key = service.new_monitor()
+    async with AsyncClient(service.url) as client:
+        batch = await create_integration_monitor_batch(client, key)
+        assert batch is not None
+        await update_integration_monitor_batch(client, batch, "ok", no_deleted=7)
+        await create_integration_monitor_log(client, str(batch["id"]), message="by id")
+    assert (batch["logstatus"], batch["no_deleted"]) == ("ok", 7)
+    assert [x["message"] for x in service.batch(batch["id"])["logs"]] == ["by id"]
+
+
 def test_an_error_log_without_a_batch(service: Service) -> None:
     key = service.new_monitor(type_="message")
     log = create_integration_monitor_log_error(

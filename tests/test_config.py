@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,8 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from exporter.app import check_bind
-from exporter.config import Config, ConfigError, load_config, parse_config
+from exporter.config import Config, ConfigError, check_serving, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def test_shipped_config_is_valid_and_safe() -> None:
     assert config.database.path == "integration-monitor.db"
     assert config.auth.tokens == ()
     assert config.monitors[0].integration_key == "example-sync"
-    check_bind(config)
+    check_serving(config)
 
 
 def test_defaults_without_a_file() -> None:
@@ -86,11 +86,11 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_no_tokens_means_loopback_only() -> None:
-    check_bind(parse_config({"server": {"host": "::1"}}, env={}))
+    check_serving(parse_config({"server": {"host": "::1"}}, env={}))
     with pytest.raises(ConfigError, match=r"server\.host"):
-        check_bind(parse_config({"server": {"host": "0.0.0.0"}}, env={}))
+        check_serving(parse_config({"server": {"host": "0.0.0.0"}}, env={}))
     tokens = {"tokens": [{"name": "a", "token": "t" * 16, "roles": ["read"]}]}
-    check_bind(parse_config({"server": {"host": "0.0.0.0"}, "auth": tokens}, env={}))
+    check_serving(parse_config({"server": {"host": "0.0.0.0"}, "auth": tokens}, env={}))
 
 
 def test_cli_overrides_win() -> None:
@@ -145,3 +145,101 @@ def test_serve_refuses_other_addresses_without_tokens(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "refusing to start" in refused.stderr and "auth.tokens is empty" in refused.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def _cli(*args: str, stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "exporter", *args]
+    return subprocess.run(
+        command, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, timeout=60
+    )
+
+
+def _problems(stderr: str) -> list[str]:
+    """The indented problem lines of an 'invalid configuration' message."""
+    return [line.strip() for line in stderr.splitlines() if line.startswith("  ")]
+
+
+def test_check_config_refuses_what_serve_refuses_in_the_same_words(tmp_path: Path) -> None:
+    config = tmp_path / "open.yaml"
+    config.write_text("server:\n  host: 0.0.0.0\n")
+    checked = _cli("check-config", "--config", str(config))
+    served = _cli("serve", "--config", str(config), "--database", str(tmp_path / "x.db"))
+    assert checked.returncode == served.returncode == 2
+    assert _problems(checked.stderr) == _problems(served.stderr)
+    assert len(_problems(checked.stderr)) == 1
+    assert "auth.tokens is empty" in _problems(checked.stderr)[0]
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_check_config_into_a_closed_pipe_exits_without_a_traceback() -> None:
+    """`check-config | head -1`: the reader is gone before the config is printed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = _cli("check-config", "--config", str(ROOT / "config.yaml"), stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 1
+
+
+def test_errors_show_the_value_in_the_users_words() -> None:
+    assert _errors({"server": {"port": "ninety"}}) == ['server.port: "ninety" is not an integer']
+    assert _errors({"metrics": {"duration_buckets": "5, 10"}}) == [
+        'metrics.duration_buckets: "5, 10" is not a list'
+    ]
+    assert _errors({"server": {"port": 70000}}) == ["server.port: 70000 must be at most 65535"]
+    assert _errors({"database": {"synchronous": "sometimes"}}) == [
+        'database.synchronous: "sometimes" is not one of FULL or NORMAL'
+    ]
+
+
+def test_an_unknown_role_is_one_error() -> None:
+    token = {"name": "ci", "token": "t" * 16, "roles": ["pusher"]}
+    assert _errors({"auth": {"tokens": [token]}}) == [
+        'auth.tokens[0].roles[0]: "pusher" is not one of push, read or admin'
+    ]
+
+
+def test_a_misspelt_option_gets_a_suggestion() -> None:
+    assert _errors({"server": {"prot": 9000}}) == [
+        "server.prot: unknown option; did you mean `port`?"
+    ]
+    monitor = {"integration_key": "a", "name": "a", "alert_intervall": 5}
+    assert _errors({"monitors": [monitor]}) == [
+        "monitors[0].alert_intervall: unknown option; did you mean `alert_interval`?"
+    ]
+
+
+def test_yes_is_not_a_number_and_a_number_is_not_yes() -> None:
+    monitor = {"integration_key": "a", "name": "a", "alert_no_creates_deceeds": True}
+    assert _errors({"monitors": [monitor]}) == [
+        "monitors[0].alert_no_creates_deceeds: true is not an integer"
+    ]
+    assert _errors({"evaluation": {"interval_seconds": True}}) == [
+        "evaluation.interval_seconds: true is not a number"
+    ]
+    assert _errors({"metrics": {"require_auth": 0}}) == [
+        "metrics.require_auth: 0 is not true or false"
+    ]
+    env = {"PORT": "9000"}  # ${VAR} gives text: a number in it still counts
+    assert parse_config({"server": {"port": "${PORT}"}}, env=env).server.port == 9000
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  port: 9000\n  host: ::1\n  port: 9001\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    [error] = caught.value.errors
+    assert error.startswith(f"{path}:4:3: ")
+    assert "'port' is given twice in one mapping (first on line 2)" in error
+
+
+def test_synchronous_is_case_insensitive() -> None:
+    assert parse_config({"database": {"synchronous": "full"}}, env={}).database.synchronous == (
+        "FULL"
+    )
+    assert parse_config({"database": {"synchronous": "normal"}}, env={}).database.synchronous == (
+        "NORMAL"
+    )

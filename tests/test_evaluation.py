@@ -159,9 +159,12 @@ def test_error_batch_text_is_its_errormsg() -> None:
 
 
 def test_donewitherror_is_error_with_logtext_when_no_errormsg() -> None:
+    """A donewitherror run did its work with some errors: it "finished with errors"."""
     result = evaluate(batch("donewitherror", logtext="3 of 40 rows rejected"))
     assert result.alertstatus == "error"
-    assert result.alerttext == "Last batch failed (donewitherror): 3 of 40 rows rejected"
+    assert result.alerttext == (
+        "Last batch finished with errors (donewitherror): 3 of 40 rows rejected"
+    )
 
 
 def test_error_without_any_text_names_the_status() -> None:
@@ -432,7 +435,7 @@ async def test_transitions_are_recorded_and_listed(make_client: Factory) -> None
         {
             "old_status": "notcalculated",
             "new_status": "ok",
-            "reason": "",
+            "reason": "Last run ok",
             "at": "2026-11-28T10:02:00.000Z",
         },
     ]
@@ -451,3 +454,32 @@ async def test_transitions_need_the_read_role(make_client: Factory) -> None:
     response = await client.get("/api/v1/monitors/nope/transitions", headers=auth(READ))
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "monitor_not_found"
+
+
+async def test_a_change_back_to_ok_gives_its_reason(make_client: Factory) -> None:
+    clock = Clock(at(10, 0))
+    client = await make_client(clock, **TOKENS)
+    await put_monitor(client, "crm")
+    await report(client, "crm", logstatus="error", errormsg="CRM API answered 502")
+    clock.now = at(10, 5)
+    await report(client, "crm", logstatus="ok")
+    await client.app[appkeys.EVALUATOR].drain()
+    response = await client.get("/api/v1/monitors/crm/transitions", headers=auth(READ))
+    [back, failed] = (await response.json())["items"]
+    assert (back["old_status"], back["new_status"], back["reason"]) == (
+        "error",
+        "ok",
+        "Last run ok",
+    )
+    assert failed["reason"] == "Last batch failed (error): CRM API answered 502"
+    monitor = await (await client.get("/api/v1/monitors/crm", headers=auth(READ))).json()
+    assert monitor["alerttext"] == ""  # the alert text stays the original's: empty when ok
+
+
+def test_the_summary_says_why_a_monitor_is_ok() -> None:
+    assert evaluate(batch("ok")).summary == "Last run ok"
+    assert evaluate(batch("skipped")).summary == "Last run skipped (counts as ok)"
+    assert (
+        evaluate(batch("error", errormsg="boom")).summary
+        == evaluate(batch("error", errormsg="boom")).alerttext
+    )

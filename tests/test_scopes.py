@@ -127,3 +127,18 @@ async def test_corrections_of_finished_runs_are_recorded_and_shown(client: Clien
     assert page.count("Changed after it had finished") == 2
     assert "logstatus ok → error; no_created 5 → 7" in page and "logstatus error → ok" in page
     assert "<code>crm-jobs</code>" in page
+
+
+async def test_a_log_into_a_batch_of_another_monitor_is_not_found(client: Client) -> None:
+    other = await client.post("/api/v1/monitors/billing/batches", json={}, headers=_as(PUSH))
+    batch_id = (await other.json())["batch"]["id"]
+    response = await client.post(
+        f"/api/v1/batches/{batch_id}/logs", json={"message": "x"}, headers=_as(CRM_PUSH)
+    )
+    assert await _status(response) == (404, "batch_not_found")
+    mine = await client.post("/api/v1/monitors/crm-sync/batches", json={}, headers=_as(CRM_PUSH))
+    mine_id = (await mine.json())["batch"]["id"]
+    ok = await client.post(
+        f"/api/v1/batches/{mine_id}/logs", json={"message": "x"}, headers=_as(CRM_PUSH)
+    )
+    assert ok.status == 201

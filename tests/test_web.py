@@ -10,8 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from exporter import appkeys
 from exporter.badge import COLOURS, render_badge, text_width
 from exporter.charts import ChartRun, counts_chart, duration_chart, nice_ceiling, short_span
+from exporter.times import iso
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]
@@ -48,6 +50,13 @@ def rows_of(html: str) -> list[tuple[str, str, list[str]]]:
     parser = Rows()
     parser.feed(html)
     return parser.rows
+
+
+async def _batches_of(client: Client, key: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (
+        await (await client.get(f"/api/v1/monitors/{key}/batches")).json()
+    )["items"]
+    return items
 
 
 def keys_of(html: str) -> list[str]:
@@ -121,6 +130,8 @@ async def test_overview_shows_every_monitor_with_its_columns(fleet: Client) -> N
     assert (duration, created, updated, deleted, active) == ("42 s", "12", "345", "6", "yes")
     _, erp = rows["erp"]
     assert erp[0] == "Error" and erp[2] == "Last batch failed (error): SAP said no"
+    _, shop = rows["shop"]
+    assert shop[2] == f"Last batch finished with errors (donewitherror): {SCRIPT}"
     _, ldap = rows["ldap"]
     assert ldap[0] == "Not calculated" and ldap[3] == "never"
     _, hooks = rows["hooks"]
@@ -139,7 +150,7 @@ async def test_overview_lists_errors_first_then_notcalculated_then_ok_by_name(
 async def test_overview_running_batch_shows_running_time(fleet: Client) -> None:
     await report(fleet, "hr", "running", ago=90)
     cells = {k: c for k, _, c in rows_of(await get_text(fleet, "/"))}["hr"]
-    assert cells[3].endswith("running") and cells[4] == "running 1.5 min"
+    assert cells[3].endswith("running") and cells[4] == "running for 1.5 min"
     assert cells[5] == "0"  # counts are the latest finished batch's
 
 
@@ -268,6 +279,74 @@ async def test_monitor_page_shows_settings_status_runs_logs_and_transitions(
     assert "/badge/crm.svg" in html and "[![CRM sync](http://127.0.0.1:" in html
 
 
+async def test_a_start_whose_finish_came_with_another_rid_shows_running_with_a_warning(
+    fleet: Client,
+) -> None:
+    clock = fleet.app[appkeys.CLOCK]
+    assert isinstance(clock, Clock)
+    await put_monitor(fleet, "etl", name="Nightly ETL")
+    assert (await fleet.get("/ping/etl/start?rid=a")).status == 200
+    clock.advance(60)
+    assert (await fleet.get("/ping/etl?rid=b")).status == 200  # the finish, with another rid
+    clock.advance(3 * 3600 - 60)
+    html = await get_text(fleet, "/monitors/etl")
+    [open_batch] = [b for b in await _batches_of(fleet, "etl") if b["integrationid"] == "a"]
+    row = html.split(f'id="batch-{open_batch["id"]}"', 1)[1].split("</tbody>", 1)[0]
+    assert '<td class="num">running for 3 h</td>' in row
+    assert '<div class="warning" role="note">⚠ No finish reported after 3 h: a later run' in (row)
+    assert '<rect class="bar running open"' in html and "running for 3 h" in html
+
+
+async def test_a_start_running_past_the_alert_interval_gets_a_warning(fleet: Client) -> None:
+    clock = fleet.app[appkeys.CLOCK]
+    assert isinstance(clock, Clock)
+    await put_monitor(fleet, "sync", name="Sync", alert_interval=60)
+    await fleet.get("/ping/sync/start")
+    clock.advance(30 * MIN)
+    assert 'class="warning"' not in await get_text(fleet, "/monitors/sync")
+    clock.advance(150 * MIN)
+    html = await get_text(fleet, "/monitors/sync")
+    assert "running for 3 h" in html
+    assert "No finish reported after 3 h: longer than the alert interval of 60 min." in html
+
+
+async def test_a_text_given_as_logtext_and_errormsg_shows_once(fleet: Client) -> None:
+    await put_monitor(fleet, "bak", name="Backup")
+    batch = await report(fleet, "bak", "error", errormsg="disk full", logtext="disk full")
+    await fleet.post(
+        "/api/v1/monitors/bak/logs",
+        json={
+            "batch_id": batch["id"],
+            "logstatus": "error",
+            "logtext": "no space",
+            "errormsg": "no space",
+        },
+    )
+    html = await get_text(fleet, "/monitors/bak")
+    row = html.split(f'id="batch-{batch["id"]}"', 1)[1].split("</tbody>", 1)[0]
+    assert row.count(">disk full<") == 1 and row.count("no space") == 1
+
+
+async def test_overview_and_monitor_page_agree_on_the_last_evaluation(fleet: Client) -> None:
+    clock = fleet.app[appkeys.CLOCK]
+    assert isinstance(clock, Clock)
+    assert (await fleet.post("/api/v1/evaluate", json={})).status == 200  # a pass: every monitor
+    passed = clock.now
+    clock.advance(12 * MIN)
+    await report(fleet, "erp", ago=MIN)  # evaluated right after the report
+
+    def evaluated(html: str, label: str) -> str:
+        found = re.search(label + r'.*?<time datetime="([^"]+)"', html, re.DOTALL)
+        assert found is not None, label
+        return found.group(1)
+
+    overview = evaluated(await get_text(fleet, "/"), "Evaluated ")
+    erp_page = evaluated(await get_text(fleet, "/monitors/erp"), "Last evaluated</dt>")
+    crm_page = evaluated(await get_text(fleet, "/monitors/crm"), "Last evaluated</dt>")
+    assert overview == erp_page == iso(clock.now)
+    assert crm_page == iso(passed)
+
+
 async def test_message_monitor_page_shows_recent_logs(fleet: Client) -> None:
     await log_message(fleet, "hooks", logstatus="error", errormsg="signature mismatch")
     html = await get_text(fleet, "/monitors/hooks")
@@ -349,16 +428,33 @@ def test_badge_width_follows_the_text() -> None:
 # -- charts ------------------------------------------------------------------------------------
 
 
-def _run(duration: float | None, severity: str = "ok", created: int = 0) -> ChartRun:
-    return ChartRun("2026-11-30 10:00 UTC", severity, severity, duration, created, 2, 1)
+def _run(
+    duration: float | None, severity: str = "ok", created: int = 0, running_for: float = 0.0
+) -> ChartRun:
+    return ChartRun(
+        "2026-11-30 10:00 UTC", severity, severity, duration, created, 2, 1, running_for
+    )
 
 
 def test_duration_chart_scales_bars_to_a_round_maximum() -> None:
-    svg = str(duration_chart([_run(30), _run(60, "error"), _run(None, "running")]))
-    heights = [float(h) for h in re.findall(r'class="bar \w+"[^>]*height="([\d.]+)"', svg)]
-    assert heights == [pytest.approx(68.0), pytest.approx(136.0), 3.0]
-    assert ">1 min</text>" in svg and 'class="bar running"' in svg
-    assert "still running" in svg
+    svg = str(duration_chart([_run(30), _run(60, "error"), _run(None, "running", running_for=20)]))
+    heights = [float(h) for h in re.findall(r'class="bar [\w ]+"[^>]*height="([\d.]+)"', svg)]
+    assert heights == [pytest.approx(68.0), pytest.approx(136.0), pytest.approx(136 / 3, 0.01)]
+    assert ">1 min</text>" in svg and 'class="bar running open"' in svg
+    assert "running for 20 s, not finished" in svg
+
+
+def test_a_run_left_running_is_a_full_open_bar_not_a_short_one() -> None:
+    """A start whose finish never came, 3 h ago, among one-minute runs."""
+    svg = str(duration_chart([_run(45), _run(60), _run(None, "running", running_for=3 * 3600)]))
+    bars = re.findall(r'<rect class="(bar [\w ]+)"[^>]*height="([\d.]+)"', svg)
+    assert [(c, float(h)) for c, h in bars] == [
+        ("bar ok", pytest.approx(102.0)),
+        ("bar ok", pytest.approx(136.0)),
+        ("bar running open", pytest.approx(136.0)),  # the top of the chart, and no further
+    ]
+    assert ">1 min</text>" in svg  # the axis follows the finished runs
+    assert "running for 3 h, not finished" in svg
 
 
 def test_counts_chart_stacks_created_updated_deleted() -> None:

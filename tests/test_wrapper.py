@@ -149,6 +149,33 @@ def test_the_url_comes_from_the_environment_and_the_command_gets_the_batch_id(
     }
 
 
+def _documented_recipe() -> str:
+    """docs/client.md's two-line recipe for logs from a wrapped Python job."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+    section = docs.split("### Logs from a Python job to the wrapper's batch", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("secured", [False, True], ids=["open", "with-token"])
+def test_the_documented_recipe_logs_into_the_wrappers_batch(
+    service: Service, tmp_path: Path, secured: bool
+) -> None:
+    """The wrapper exports IM_BATCH_ID; the helpers take it as it is, with no key."""
+    target, options = service, []
+    if secured:
+        target = Service(tmp_path, SECURED_CONFIG, ADMIN_TOKEN, key_prefix="s-")
+        options = ["--token", PUSH_TOKEN]
+    try:
+        key = target.new_monitor()
+        assert run(target, key, python(_documented_recipe()), *options) == 0
+        stored = target.batch(target.only_batch(key)["id"])
+    finally:
+        if secured:
+            target.stop()
+    assert stored["batch"]["logstatus"] == "ok"
+    assert [x["message"] for x in stored["logs"]] == ["row 7 skipped"]
+
+
 def test_the_command_does_not_run_when_the_start_cannot_be_reported(
     service: Service, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
