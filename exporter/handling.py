@@ -245,7 +245,8 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 def path_int(request: web.Request, name: str, code: str, what: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    # ASCII digits only: str.isdigit alone takes '٣' (Arabic-Indic three) for 3
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
         raise ApiError(404, code, f"No {what} with id {raw!r}")
     return int(raw)
 

@@ -196,3 +196,13 @@ def test_sigterm_answers_bodies_still_arriving_with_503(tmp_path: Path) -> None:
         assert service.wait() == 0
     finally:
         service.stop()
+
+
+async def test_ids_in_paths_are_ascii_digits_only(client: Client) -> None:
+    await put_monitor(client, "crm")
+    created = await client.post("/api/v1/monitors/crm/batches", json={})
+    assert (await created.json())["batch"]["id"] == 1
+    for path in ("/api/v1/batches/\u0661", "/api/v1/batches/\u00b9"):  # Arabic-Indic 1, ¹
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert (await response.json())["error"]["code"] == "batch_not_found"
