@@ -70,7 +70,7 @@ class Service:
         self._key_prefix = key_prefix
         config = directory / "config.yaml"
         config.write_text(config_text)
-        port = free_port()
+        self.port = port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self._log_path = directory / "service.log"
         self._log = self._log_path.open("wb")

@@ -149,9 +149,8 @@ def test_a_client_gone_mid_body_is_a_debug_line(tmp_path: Path) -> None:
     service = Service(tmp_path, log_level="DEBUG")
     try:
         key = service.new_monitor()
-        port = int(service.url.rsplit(":", 1)[1])
         for _ in range(3):  # anyone can do it at will: it must not flood the log with errors
-            sock = _send(port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logst')
+            sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logst')
             time.sleep(0.2)
             sock.close()
         time.sleep(0.3)
@@ -166,12 +165,11 @@ def test_a_client_gone_mid_body_is_a_debug_line(tmp_path: Path) -> None:
 def test_a_request_aiohttp_cannot_parse_is_no_error_in_the_log(tmp_path: Path) -> None:
     service = Service(tmp_path)
     try:
-        port = int(service.url.rsplit(":", 1)[1])
         for junk in (
             b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n",
             b"\x16\x03\x01junk\r\n\r\n",
         ):
-            sock = _send(port, junk)
+            sock = _send(service.port, junk)
             assert sock.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request"), junk
             sock.close()
         assert service.get("/healthz") == {"status": "ok"}
@@ -185,8 +183,7 @@ def test_sigterm_answers_bodies_still_arriving_with_503(tmp_path: Path) -> None:
     service = Service(tmp_path)
     try:
         key = service.new_monitor()
-        port = int(service.url.rsplit(":", 1)[1])
-        sock = _send(port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logstatus"')
+        sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logstatus"')
         time.sleep(0.3)
         service.terminate()
         answer = sock.recv(65536)  # without the answer: cut after the grace, b"" here

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN, PUSH, READ, Factory
+from tests.conftest import TOKENS as BASE_TOKENS
 
 Client = TestClient[web.Request, web.Application]
 CRM_PUSH = "crm-push-token-0123456789"
@@ -17,9 +18,7 @@ CRM_ADMIN = "crm-admin-token-0123456789"
 TOKENS = {
     "auth": {
         "tokens": [
-            {"name": "jobs", "token": PUSH, "roles": ["push"]},
-            {"name": "prometheus", "token": READ, "roles": ["read"]},
-            {"name": "ops", "token": ADMIN, "roles": ["admin"]},
+            *BASE_TOKENS["auth"]["tokens"],
             {
                 "name": "crm-jobs",
                 "token": CRM_PUSH,
