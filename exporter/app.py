@@ -129,12 +129,10 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     """Build the service for `config`; the store opens when the app starts."""
     server = config.server
     bodies = BodyReader(server.read_timeout_seconds)
-    guard = request_guard(
-        not config.auth.tokens, (*server.allowed_hosts, urlsplit(server.base_url).hostname or "")
-    )
+    hosts = (*server.allowed_hosts, urlsplit(server.base_url).hostname or "")
     app = web.Application(
         client_max_size=server.max_body_bytes,
-        middlewares=[errors_middleware, guard, bodies.middleware],
+        middlewares=[errors_middleware, request_guard(not config.auth.tokens, hosts, bodies)],
     )
     app.on_shutdown.append(bodies.on_shutdown)
     state = State(config.severities(), config.reports.max_clock_skew_seconds)

@@ -1,10 +1,10 @@
 """What every request passes before its handler: its Host, its origin, its body's type and time.
 
-Two middlewares, both cheap on the common path:
+One middleware (each layer costs every request), cheap on the common path:
 - `request_guard` keeps web pages in a browser from driving the service: without tokens the
   Host must be a loopback name or a configured one (DNS rebinding), a browser's cross-site
   request may not change anything or ping, and the JSON API takes only JSON bodies, so a
-  cross-site "simple" form post cannot reach it.
+  cross-site "simple" form post cannot reach it. Then it has the body read:
 - `BodyReader` reads each body before the handler within a deadline: one that trickles in is
   cut with 408; a client that goes away mid-body is a debug line; at shutdown, bodies still
   arriving are answered 503 with Retry-After instead of a cut connection.
@@ -51,51 +51,6 @@ def is_loopback_name(name: str) -> bool:
         return False
 
 
-def request_guard(open_service: bool, hosts: Iterable[str]) -> Middleware:
-    """The middleware. `open_service`: no tokens, so only loopback names and `hosts` may be
-    the Host; with tokens any Host may be, the token protects."""
-    allowed = frozenset(host_name(h) for h in hosts if h)
-
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if open_service:
-            host = request.headers.get("Host")
-            if host is not None:
-                name = host_name(host)
-                if name not in allowed and not is_loopback_name(name):
-                    raise ApiError(
-                        421,
-                        "misdirected_request",
-                        f"This service answers to loopback names only, not {name!r}; add it to "
-                        "server.allowed_hosts or set server.base_url if it is meant",
-                        "Host",
-                    )
-        site = request.headers.get("Sec-Fetch-Site")
-        if site not in (None, "same-origin", "none") and (
-            request.method not in SAFE_METHODS or request.path.startswith("/ping/")
-        ):
-            raise ApiError(
-                403,
-                "cross_site_request",
-                "A request from another site's page may not report or change anything",
-                "Sec-Fetch-Site",
-            )
-        if (
-            request.method in JSON_METHODS
-            and request.path.startswith("/api/")
-            and request.content_type != "application/json"
-        ):
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                "The API takes JSON: send Content-Type: application/json",
-                "Content-Type",
-            )
-        return await handler(request)
-
-    return guard
-
-
 class BodyReader:
     """Reads request bodies before their handlers, within `timeout` seconds each."""
 
@@ -111,16 +66,7 @@ class BodyReader:
         for deadline in self._reading:
             deadline.reschedule(now)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        # A body that has arrived whole (most do, in the headers' packet) needs no deadline.
-        if request.body_exists and not request.content.is_eof():
-            answer = await self._read(request)
-            if answer is not None:
-                return answer
-        return await handler(request)
-
-    async def _read(self, request: web.Request) -> web.StreamResponse | None:
+    async def read(self, request: web.Request) -> web.StreamResponse | None:
         """Read the body (aiohttp keeps it for the handler); an answer when it cannot be."""
         try:
             if self._closing:
@@ -148,6 +94,62 @@ class BodyReader:
             log.debug("%s %s: the client went away mid-body", request.method, request.path)
             return web.Response(status=400)  # nobody is left to read it
         return None
+
+
+def request_guard(open_service: bool, hosts: Iterable[str], bodies: BodyReader) -> Middleware:
+    """The middleware. `open_service`: no tokens, so only loopback names and `hosts` may be
+    the Host; with tokens any Host may be, the token protects. `bodies` reads the body."""
+    allowed = frozenset(host_name(h) for h in hosts if h)
+
+    @functools.lru_cache(maxsize=256)
+    def misdirected(host: str) -> str | None:
+        """The name of a Host header this service does not answer to (cached: few differ)."""
+        name = host_name(host)
+        return None if name in allowed or is_loopback_name(name) else name
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if open_service:
+            host = request.headers.get("Host")
+            name = None if host is None else misdirected(host)
+            if name is not None:
+                raise ApiError(
+                    421,
+                    "misdirected_request",
+                    f"This service answers to loopback names only, not {name!r}; add it to "
+                    "server.allowed_hosts or set server.base_url if it is meant",
+                    "Host",
+                )
+        site = request.headers.get("Sec-Fetch-Site")
+        if site not in (None, "same-origin", "none") and (
+            request.method not in SAFE_METHODS or request.path.startswith("/ping/")
+        ):
+            raise ApiError(
+                403,
+                "cross_site_request",
+                "A request from another site's page may not report or change anything",
+                "Sec-Fetch-Site",
+            )
+        if (
+            request.method in JSON_METHODS
+            and request.path.startswith("/api/")
+            and request.headers.get("Content-Type") != "application/json"  # as clients send it
+            and request.content_type != "application/json"  # parameters, other spellings
+        ):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "The API takes JSON: send Content-Type: application/json",
+                "Content-Type",
+            )
+        # A body that has arrived whole (most do, in the headers' packet) needs no deadline.
+        if request.body_exists and not request.content.is_eof():
+            answer = await bodies.read(request)
+            if answer is not None:
+                return answer
+        return await handler(request)
+
+    return guard
 
 
 class MalformedRequests(logging.Filter):

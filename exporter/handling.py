@@ -38,14 +38,12 @@ RETRY_AFTER = {"Retry-After": "5"}  # 503s: shutting down or a database not writ
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    response = web.Response(
+    return web.Response(
         body=orjson.dumps(body),
         status=status,
         content_type="application/json",
-        headers=headers,
+        headers=JSON_HEADERS if headers is None else {**JSON_HEADERS, **headers},
     )
-    response.headers.update(JSON_HEADERS)
-    return response
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> web.Response:

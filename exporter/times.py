@@ -40,7 +40,9 @@ def iso(ts: float | None) -> str | None:
     """
     if ts is None:
         return None
-    fraction, whole = math.modf(_clamped(ts))
+    if not _FIRST <= ts <= _LAST:  # NaN too: only a database from before the bounds
+        ts = _clamped(ts)
+    fraction, whole = math.modf(ts)
     micros = round(fraction * 1e6)
     second = int(whole)
     if micros >= 1_000_000:
