@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: promtool/Prometheus, Alertmanager
-# (amtool), Pushgateway (benchmarks) and headless Chromium (status page tests).
+# (amtool), Pushgateway and valgrind (benchmarks) and headless Chromium (status page tests).
 # Does nothing when they are all present.
 set -euo pipefail
 need=()
@@ -11,6 +11,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v valgrind >/dev/null || need+=(valgrind)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -34,3 +34,18 @@ def test_smoke_run_reports_every_scenario_with_numbers(tmp_path: Path) -> None:
     targeted = {r["scenario"] for r in rows if r["target"]}
     assert targeted == set(expected) - {"pushgateway"}
     assert "| scenario" in done.stdout
+
+
+def test_instruction_count_measures_the_tree_it_is_given() -> None:
+    """`bench.instructions` counts a positive cost per report, for the tree named."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", str(ROOT), "--reports", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    value, unit = done.stdout.split()[:2]
+    assert float(value) > 0.1 and unit == "M", done.stdout
+    assert done.stdout.rstrip().endswith(str(ROOT))
