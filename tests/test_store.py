@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from exporter.records import MonitorSettings, Transition
-from exporter.store import NewBatch, NotFound, Store, apply_migrations, migrations
+from exporter.store import (
+    CORRECTIONS_KEPT,
+    NewBatch,
+    NotFound,
+    Store,
+    apply_migrations,
+    migrations,
+)
 from tests.conftest import Clock, Factory, put_monitor
 
 T0 = 1_796_000_000.0
@@ -226,5 +234,32 @@ async def test_retention_keeps_the_newest_transitions_of_each_monitor(tmp_path: 
         kept = await store.list_transitions(busy.id, 1000)
         assert len(kept) == 50 and [t.at for t in kept] == [T0 + i for i in range(129, 79, -1)]
         assert len(await store.list_transitions(calm.id, 1000)) == 1
+    finally:
+        await store.close()
+
+
+async def test_corrections_of_one_batch_are_bounded(tmp_path: Path) -> None:
+    """A job that re-reports a finished batch for ever does not grow the table for ever."""
+    store = Store(str(tmp_path / "k.db"))
+    await store.open()
+    try:
+        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+        stored = await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+        batch_id = stored.record.id
+        for i in range(CORRECTIONS_KEPT + 5):
+            status = "error" if i % 2 == 0 else "ok"
+            await store.update_batch(
+                batch_id,
+                lambda old, s=status, i=i: replace(old, logstatus=s, updated_at=T0 + i),
+                (),
+                None,
+                _no_deltas,
+                frozenset({"running"}),
+                "jobs",
+            )
+        kept = await store.list_corrections([batch_id])
+        assert len(kept) == CORRECTIONS_KEPT
+        assert kept[-1].at == T0 + CORRECTIONS_KEPT + 4 and kept[0].at == T0 + 5
+        assert {c.token for c in kept} == {"jobs"}
     finally:
         await store.close()
