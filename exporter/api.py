@@ -15,6 +15,7 @@ from exporter.errors import ApiError
 from exporter.handling import (
     Handler,
     caller_of,
+    check_covered,
     decode_cursor,
     encode_cursor,
     idempotency,
@@ -138,7 +139,7 @@ def _stored(name: str, record: dict[str, Any], stored: Stored[Any], status: int)
 
 async def create_batch(request: web.Request) -> web.Response:
     key = _key(request)
-    visible_monitor(request, key)
+    check_covered(request, key)  # the report finds the monitor itself
     body, raw = await parse_body(request, BatchCreate)
     stored = await request.app[appkeys.REPORTS].create_batch(key, body, idempotency(request, raw))
     return _stored("batch", batch_json(stored.record), stored, 201)
@@ -185,7 +186,7 @@ async def list_batches(request: web.Request) -> web.Response:
 
 async def create_log(request: web.Request) -> web.Response:
     key = _key(request)
-    visible_monitor(request, key)
+    check_covered(request, key)
     body, raw = await parse_body(request, LogCreate)
     stored = await request.app[appkeys.REPORTS].create_log(key, body, idempotency(request, raw))
     return _stored("log", log_json(stored.record), stored, 201)

@@ -148,15 +148,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     auth = app[appkeys.AUTH] = Auth(config.auth.tokens)
     app[appkeys.SESSIONS] = Sessions(store, auth, clock)
     app[appkeys.EVALUATOR] = evaluator
-    app[appkeys.REPORTS] = Reports(
-        store,
-        state,
-        buckets,
-        clock,
-        stats,
-        evaluator.after_report,
-        config.reports.max_clock_skew_seconds,
-    )
+    app[appkeys.REPORTS] = Reports(store, state, buckets, clock, stats, evaluator.after_report)
     monitors = MonitorCollector(state, buckets)
     service = service_registry(state, stats, config.evaluation.interval_seconds, store)
     app[appkeys.REGISTRY] = build_registry(monitors, service)

@@ -153,12 +153,17 @@ def caller_of(request: web.Request) -> Caller:
     return request[CALLER]
 
 
-def visible_monitor(request: web.Request, key: str) -> MonitorState:
-    """The monitor, if the caller's token covers it; else 404 as if it did not exist, so a
-    token scoped to some monitors learns nothing of the others."""
-    ms = request.app[appkeys.REPORTS].monitor(key)
+def check_covered(request: web.Request, key: str) -> None:
+    """404, as if the monitor did not exist, unless the caller's token covers `key`: a token
+    scoped to some monitors learns nothing of the others."""
     if not caller_of(request).covers(key):
         raise not_found(key)
+
+
+def visible_monitor(request: web.Request, key: str) -> MonitorState:
+    """The monitor, if the caller's token covers it (see `check_covered`)."""
+    ms = request.app[appkeys.REPORTS].monitor(key)
+    check_covered(request, key)
     return ms
 
 

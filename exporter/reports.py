@@ -34,10 +34,9 @@ class Reports:
         clock: Callable[[], float],
         stats: ServiceStats,
         after_report: Callable[[MonitorState], None],
-        max_clock_skew: float,
     ) -> None:
         self._store = store
-        self._max_skew = max_clock_skew
+        self._max_skew = state.max_clock_skew  # the one allowance, also the state's plausibility
         self._running = frozenset(s for s, sev in state.severities.items() if sev == "running")
         self._state = state
         self._buckets = buckets
