@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from exporter.records import MonitorSettings, Transition
 from exporter.store import (
@@ -19,6 +22,15 @@ from exporter.store import (
 from tests.conftest import Clock, Factory, put_monitor
 
 T0 = 1_796_000_000.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """An open store on a fresh file; closed at the end."""
+    opened = Store(str(tmp_path / "s.db"))
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 def _batch(status: str = "ok", start: float = T0, created: int = 1) -> NewBatch:
@@ -58,43 +70,29 @@ async def test_existing_database_keeps_its_data_across_start(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "g.db"))
-    await store.open()
-    try:
-        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-        await asyncio.gather(
-            *(
-                store.create_batch(
-                    monitor.id, "crm", _batch(start=T0 + i), T0, (), None, _no_deltas
-                )
-                for i in range(200)
-            )
+async def test_concurrent_writes_share_commits(store: Store) -> None:
+    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    await asyncio.gather(
+        *(
+            store.create_batch(monitor.id, "crm", _batch(start=T0 + i), T0, (), None, _no_deltas)
+            for i in range(200)
         )
-        writer = store.writer
-        assert writer.writes_committed == 201
-        assert writer.groups_committed < writer.writes_committed / 4
-        rows = await store.list_batches(monitor.id, 500, None)
-        assert len(rows) == 200
-    finally:
-        await store.close()
+    )
+    writer = store.writer
+    assert writer.writes_committed == 201
+    assert writer.groups_committed < writer.writes_committed / 4
+    rows = await store.list_batches(monitor.id, 500, None)
+    assert len(rows) == 200
 
 
-async def test_a_failing_write_does_not_sink_its_group(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "f.db"))
-    await store.open()
-    try:
-        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-        good = store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
-        bad = store.create_batch(
-            9999, "gone", _batch(), T0, (), None, _no_deltas
-        )  # no such monitor
-        results = await asyncio.gather(good, bad, return_exceptions=True)
-        assert not isinstance(results[0], BaseException)
-        assert isinstance(results[1], NotFound) and results[1].code == "monitor_not_found"
-        assert len(await store.list_batches(monitor.id, 10, None)) == 1
-    finally:
-        await store.close()
+async def test_a_failing_write_does_not_sink_its_group(store: Store) -> None:
+    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    good = store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+    bad = store.create_batch(9999, "gone", _batch(), T0, (), None, _no_deltas)  # no such monitor
+    results = await asyncio.gather(good, bad, return_exceptions=True)
+    assert not isinstance(results[0], BaseException)
+    assert isinstance(results[1], NotFound) and results[1].code == "monitor_not_found"
+    assert len(await store.list_batches(monitor.id, 10, None)) == 1
 
 
 async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
@@ -147,24 +145,19 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
     assert counters[("runs", "ok")] == 5 and counters[("objects", "created")] == 10
 
 
-async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "d.db"))
-    await store.open()
-    try:
-        keep, _ = await store.put_monitor("keep", MonitorSettings("Keep"), T0)
-        gone, _ = await store.put_monitor("gone", MonitorSettings("Gone"), T0)
-        writes = [
-            store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
-            store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
-            store.create_batch(gone.id, "gone", _batch(), T0, (), None, _no_deltas),
-            store.delete_monitor("gone"),
-        ]
-        results = await asyncio.gather(*writes, return_exceptions=True)
-        assert not [r for r in results if isinstance(r, BaseException)]
-        rows = {r.monitor.integration_key: r.counters for r in await store.load_runs(["ok"])}
-        assert rows == {"keep": [("runs", "ok", 2.0)]}
-    finally:
-        await store.close()
+async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(store: Store) -> None:
+    keep, _ = await store.put_monitor("keep", MonitorSettings("Keep"), T0)
+    gone, _ = await store.put_monitor("gone", MonitorSettings("Gone"), T0)
+    writes = [
+        store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
+        store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
+        store.create_batch(gone.id, "gone", _batch(), T0, (), None, _no_deltas),
+        store.delete_monitor("gone"),
+    ]
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)]
+    rows = {r.monitor.integration_key: r.counters for r in await store.load_runs(["ok"])}
+    assert rows == {"keep": [("runs", "ok", 2.0)]}
 
 
 async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
@@ -194,72 +187,57 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None
     check.close()
 
 
-async def test_a_group_rolled_back_leaves_no_counter_increment_behind(tmp_path: Path) -> None:
+async def test_a_group_rolled_back_leaves_no_counter_increment_behind(store: Store) -> None:
     """A report whose group failed was never stored: the next commit must not count it."""
-    store = Store(str(tmp_path / "r.db"))
-    await store.open()
-    try:
-        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
 
-        def sabotage(conn: sqlite3.Connection) -> None:
-            conn.execute("ROLLBACK")  # as SQLite does on its own after some errors
+    def sabotage(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")  # as SQLite does on its own after some errors
 
-        lost, broken = await asyncio.gather(
-            store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas),
-            store.writer.run(sabotage),
-            return_exceptions=True,
-        )
-        assert isinstance(lost, sqlite3.Error) and isinstance(broken, sqlite3.Error)
-        await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
-        [row] = await store.load_runs(["ok"])
-        assert len(await store.list_batches(monitor.id, 10, None)) == 1
-        assert row.counters == [("runs", "ok", 1.0)]
-    finally:
-        await store.close()
+    lost, broken = await asyncio.gather(
+        store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas),
+        store.writer.run(sabotage),
+        return_exceptions=True,
+    )
+    assert isinstance(lost, sqlite3.Error) and isinstance(broken, sqlite3.Error)
+    await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+    [row] = await store.load_runs(["ok"])
+    assert len(await store.list_batches(monitor.id, 10, None)) == 1
+    assert row.counters == [("runs", "ok", 1.0)]
 
 
-async def test_retention_keeps_the_newest_transitions_of_each_monitor(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "t.db"))
-    await store.open()
-    try:
-        busy, _ = await store.put_monitor("busy", MonitorSettings("Busy"), T0)
-        calm, _ = await store.put_monitor("calm", MonitorSettings("Calm"), T0)
-        flips = [
-            Transition(busy.id, "ok" if i % 2 else "error", "error" if i % 2 else "ok", "", T0 + i)
-            for i in range(130)
-        ]
-        flips += [Transition(calm.id, "notcalculated", "ok", "", T0)]
-        await store.save_evaluations([], flips)
-        await store.prune(T0 - 1, T0 - 1, transitions_kept=50, chunk=7)
-        kept = await store.list_transitions(busy.id, 1000)
-        assert len(kept) == 50 and [t.at for t in kept] == [T0 + i for i in range(129, 79, -1)]
-        assert len(await store.list_transitions(calm.id, 1000)) == 1
-    finally:
-        await store.close()
+async def test_retention_keeps_the_newest_transitions_of_each_monitor(store: Store) -> None:
+    busy, _ = await store.put_monitor("busy", MonitorSettings("Busy"), T0)
+    calm, _ = await store.put_monitor("calm", MonitorSettings("Calm"), T0)
+    flips = [
+        Transition(busy.id, "ok" if i % 2 else "error", "error" if i % 2 else "ok", "", T0 + i)
+        for i in range(130)
+    ]
+    flips += [Transition(calm.id, "notcalculated", "ok", "", T0)]
+    await store.save_evaluations([], flips)
+    await store.prune(T0 - 1, T0 - 1, transitions_kept=50, chunk=7)
+    kept = await store.list_transitions(busy.id, 1000)
+    assert len(kept) == 50 and [t.at for t in kept] == [T0 + i for i in range(129, 79, -1)]
+    assert len(await store.list_transitions(calm.id, 1000)) == 1
 
 
-async def test_corrections_of_one_batch_are_bounded(tmp_path: Path) -> None:
+async def test_corrections_of_one_batch_are_bounded(store: Store) -> None:
     """A job that re-reports a finished batch for ever does not grow the table for ever."""
-    store = Store(str(tmp_path / "k.db"))
-    await store.open()
-    try:
-        monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-        stored = await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
-        batch_id = stored.record.id
-        for i in range(CORRECTIONS_KEPT + 5):
-            status = "error" if i % 2 == 0 else "ok"
-            await store.update_batch(
-                batch_id,
-                lambda old, s=status, i=i: replace(old, logstatus=s, updated_at=T0 + i),
-                (),
-                None,
-                _no_deltas,
-                frozenset({"running"}),
-                "jobs",
-            )
-        kept = await store.list_corrections([batch_id])
-        assert len(kept) == CORRECTIONS_KEPT
-        assert kept[-1].at == T0 + CORRECTIONS_KEPT + 4 and kept[0].at == T0 + 5
-        assert {c.token for c in kept} == {"jobs"}
-    finally:
-        await store.close()
+    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    stored = await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+    batch_id = stored.record.id
+    for i in range(CORRECTIONS_KEPT + 5):
+        status = "error" if i % 2 == 0 else "ok"
+        await store.update_batch(
+            batch_id,
+            lambda old, s=status, i=i: replace(old, logstatus=s, updated_at=T0 + i),
+            (),
+            None,
+            _no_deltas,
+            frozenset({"running"}),
+            "jobs",
+        )
+    kept = await store.list_corrections([batch_id])
+    assert len(kept) == CORRECTIONS_KEPT
+    assert kept[-1].at == T0 + CORRECTIONS_KEPT + 4 and kept[0].at == T0 + 5
+    assert {c.token for c in kept} == {"jobs"}
