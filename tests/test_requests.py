@@ -7,6 +7,7 @@ import asyncio
 import select
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,15 @@ async def test_a_key_given_twice_in_a_body_is_400(client: Client) -> None:
     assert listing["items"] == []
 
 
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """The real service in its own process (handlers are not cancelled there, as in
+    production), logging at DEBUG; stopped at the end."""
+    running = Service(tmp_path, log_level="DEBUG")
+    yield running
+    running.stop()
+
+
 def _send(port: int, head: bytes) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(head)
@@ -145,54 +155,42 @@ async def test_a_body_that_trickles_in_is_cut_with_408(
     assert listing["items"] == []
 
 
-def test_a_client_gone_mid_body_is_a_debug_line(tmp_path: Path) -> None:
-    service = Service(tmp_path, log_level="DEBUG")
-    try:
-        key = service.new_monitor()
-        for _ in range(3):  # anyone can do it at will: it must not flood the log with errors
-            sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logst')
-            time.sleep(0.2)
-            sock.close()
-        time.sleep(0.3)
-        assert service.get(f"/api/v1/monitors/{key}")["last_run"] is None
-        log = service.output(tail=100_000)
-        assert log.count("the client went away mid-body") == 3, log
-        assert " ERROR " not in log and "Traceback" not in log, log
-    finally:
-        service.stop()
-
-
-def test_a_request_aiohttp_cannot_parse_is_no_error_in_the_log(tmp_path: Path) -> None:
-    service = Service(tmp_path)
-    try:
-        for junk in (
-            b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n",
-            b"\x16\x03\x01junk\r\n\r\n",
-        ):
-            sock = _send(service.port, junk)
-            assert sock.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request"), junk
-            sock.close()
-        assert service.get("/healthz") == {"status": "ok"}
-        log = service.output(tail=100_000)
-        assert " ERROR " not in log and "Traceback" not in log, log
-    finally:
-        service.stop()
-
-
-def test_sigterm_answers_bodies_still_arriving_with_503(tmp_path: Path) -> None:
-    service = Service(tmp_path)
-    try:
-        key = service.new_monitor()
-        sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logstatus"')
-        time.sleep(0.3)
-        service.terminate()
-        answer = sock.recv(65536)  # without the answer: cut after the grace, b"" here
+def test_a_client_gone_mid_body_is_a_debug_line(service: Service) -> None:
+    key = service.new_monitor()
+    for _ in range(3):  # anyone can do it at will: it must not flood the log with errors
+        sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logst')
+        time.sleep(0.2)
         sock.close()
-        assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
-        assert b"Retry-After: 5" in answer and b'"code":"unavailable"' in answer
-        assert service.wait() == 0
-    finally:
-        service.stop()
+    time.sleep(0.3)
+    assert service.get(f"/api/v1/monitors/{key}")["last_run"] is None
+    log = service.output(tail=100_000)
+    assert log.count("the client went away mid-body") == 3, log
+    assert " ERROR " not in log and "Traceback" not in log, log
+
+
+def test_a_request_aiohttp_cannot_parse_is_no_error_in_the_log(service: Service) -> None:
+    for junk in (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n",
+        b"\x16\x03\x01junk\r\n\r\n",
+    ):
+        sock = _send(service.port, junk)
+        assert sock.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request"), junk
+        sock.close()
+    assert service.get("/healthz") == {"status": "ok"}
+    log = service.output(tail=100_000)
+    assert " ERROR " not in log and "Traceback" not in log, log
+
+
+def test_sigterm_answers_bodies_still_arriving_with_503(service: Service) -> None:
+    key = service.new_monitor()
+    sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logstatus"')
+    time.sleep(0.3)
+    service.terminate()
+    answer = sock.recv(65536)  # without the answer: cut after the grace, b"" here
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
+    assert b"Retry-After: 5" in answer and b'"code":"unavailable"' in answer
+    assert service.wait() == 0
 
 
 async def test_ids_in_paths_are_ascii_digits_only(client: Client) -> None:
