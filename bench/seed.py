@@ -14,8 +14,8 @@ from pathlib import Path
 
 from bench.plan import key
 from exporter.config import MetricsConfig
-from exporter.state import DurationBuckets
-from exporter.store import apply_migrations
+from exporter.service.state import DurationBuckets
+from exporter.storage.sqlite.store import apply_migrations
 
 NOW = time.time()
 SPACING = 600.0  # seconds between two runs of a monitor

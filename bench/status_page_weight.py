@@ -83,7 +83,7 @@ async def measure(monitors: int) -> dict[str, int | float]:
 
 
 def _iso(ts: float) -> str:
-    from exporter.times import iso
+    from exporter.core.times import iso
 
     return iso(ts) or ""
 

@@ -13,25 +13,25 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from exporter import appkeys
-from exporter.api import READ, add_routes
-from exporter.auth import Auth
 from exporter.config import Config
-from exporter.errors import ApiError
-from exporter.evaluator import Evaluator
-from exporter.exposition import Exposition
-from exporter.guards import BodyReader, request_guard
-from exporter.handling import check_roles, errors_middleware, json_response
-from exporter.metrics import MonitorCollector, build_registry, service_registry
-from exporter.openapi import openapi_document
-from exporter.ping import add_ping_routes
-from exporter.records import MonitorSettings
-from exporter.reports import Reports
-from exporter.sessions import Sessions
-from exporter.state import DurationBuckets, State
-from exporter.stats import ServiceStats
-from exporter.store import Store
-from exporter.web import setup_status_page
+from exporter.core.records import MonitorSettings
+from exporter.http import appkeys
+from exporter.http.api import READ, add_routes
+from exporter.http.auth import Auth
+from exporter.http.errors import ApiError
+from exporter.http.guards import BodyReader, request_guard
+from exporter.http.handling import check_roles, errors_middleware, json_response
+from exporter.http.openapi import openapi_document
+from exporter.http.ping import add_ping_routes
+from exporter.http.sessions import Sessions
+from exporter.metrics.exposition import Exposition
+from exporter.metrics.families import MonitorCollector, build_registry, service_registry
+from exporter.service.evaluator import Evaluator
+from exporter.service.reports import Reports
+from exporter.service.state import DurationBuckets, State
+from exporter.service.stats import ServiceStats
+from exporter.statuspage.pages import setup_status_page
+from exporter.storage.sqlite.store import Store
 
 log = logging.getLogger(__name__)
 DAY = 86400.0

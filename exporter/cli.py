@@ -73,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from exporter.app import create_app
-    from exporter.guards import MalformedRequests
+    from exporter.http.guards import MalformedRequests
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -111,7 +111,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
-        from exporter import wrapper
+        from exporter.client import wrapper
 
         return wrapper.main(argv[1:])
     args = _parser().parse_args(argv)

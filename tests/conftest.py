@@ -86,6 +86,6 @@ async def put_monitor(
 
 
 def _auth(token: str, client: TestClient[web.Request, web.Application]) -> dict[str, str]:
-    from exporter import appkeys
+    from exporter.http import appkeys
 
     return {"Authorization": f"Bearer {token}"} if client.app[appkeys.AUTH].enabled else {}

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter import models
+from exporter.http import models
 from tests.conftest import Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]
@@ -194,7 +194,7 @@ async def test_health_and_readiness(client: Client) -> None:
 
 
 async def test_openapi_document_describes_every_route(client: Client) -> None:
-    from exporter.api import ROUTES
+    from exporter.http.api import ROUTES
 
     doc = await _json(await client.get("/api/v1/openapi.json"), 200)
     assert doc["openapi"].startswith("3.")
@@ -360,7 +360,7 @@ async def test_custom_statuses_are_accepted(make_client: Factory) -> None:
 
 
 async def test_store_not_writable_is_503(client: Client) -> None:
-    from exporter import appkeys
+    from exporter.http import appkeys
 
     await put_monitor(client, "crm")
     await client.app[appkeys.STORE].writer.close()  # as during shutdown
@@ -370,7 +370,7 @@ async def test_store_not_writable_is_503(client: Client) -> None:
 
 
 async def test_report_racing_a_deleted_monitor_is_404(client: Client) -> None:
-    from exporter import appkeys
+    from exporter.http import appkeys
 
     await put_monitor(client, "crm")
     await client.app[appkeys.STORE].delete_monitor("crm")  # gone from the database only
@@ -383,7 +383,7 @@ async def test_report_racing_a_deleted_monitor_is_404(client: Client) -> None:
 def test_database_refusing_writes_is_503() -> None:
     import sqlite3
 
-    from exporter.handling import _as_api_error
+    from exporter.http.handling import _as_api_error
 
     error = _as_api_error(sqlite3.OperationalError("database or disk is full"))
     assert error is not None and (error.status, error.code) == (503, "unavailable")

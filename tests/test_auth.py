@@ -6,9 +6,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter.api import ROUTES
-from exporter.auth import Auth, bearer
 from exporter.config import TokenConfig
+from exporter.http.api import ROUTES
+from exporter.http.auth import Auth, bearer
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Factory
 
 Client = TestClient[web.Request, web.Application]

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_error_code_is_documented() -> None:
     docs = (ROOT / "docs" / "api.md").read_text()
     codes: set[str] = set()
-    for source in (ROOT / "exporter").glob("*.py"):
+    for source in (ROOT / "exporter").rglob("*.py"):
         text = source.read_text()
         codes |= set(re.findall(r'ApiError\(\s*\d{3},\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'NotFound\(\s*"([a-z_]+)"', text))

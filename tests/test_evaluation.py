@@ -1,4 +1,4 @@
-"""Alert evaluation: the pure rules of exporter.evaluation, and the Evaluator that applies them."""
+"""Alert evaluation: the pure rules (core.evaluation), and the Evaluator that applies them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter import appkeys
-from exporter.evaluation import Evaluation, evaluate_monitor, format_span
-from exporter.records import MonitorSettings, Run
-from exporter.state import MonitorState
-from exporter.statuses import BUILTIN_STATUSES, Severity
+from exporter.core.evaluation import Evaluation, evaluate_monitor, format_span
+from exporter.core.records import MonitorSettings, Run
+from exporter.core.statuses import BUILTIN_STATUSES, Severity
+from exporter.http import appkeys
+from exporter.service.state import MonitorState
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
 
 NOW = datetime(2026, 11, 28, 11, 30, tzinfo=UTC).timestamp()
@@ -385,7 +385,7 @@ async def test_one_failing_monitor_is_logged_and_skipped(
 
     monkeypatch.setattr(evaluator, "evaluate", broken_for_one)
     errors_before = client.app[appkeys.STATS].evaluation_errors
-    with caplog.at_level(logging.ERROR, logger="exporter.evaluator"):
+    with caplog.at_level(logging.ERROR, logger="exporter.service.evaluator"):
         items = await evaluate_all(client)
     assert set(items) == {"a-first", "c-last"}
     assert {item["alertstatus"] for item in items.values()} == {"error"}
@@ -401,7 +401,7 @@ async def test_one_failing_monitor_is_logged_and_skipped(
     )
 
     # After a report the monitor is evaluated at once; a failure there loses no report.
-    with caplog.at_level(logging.ERROR, logger="exporter.evaluator"):
+    with caplog.at_level(logging.ERROR, logger="exporter.service.evaluator"):
         await report(client, "b-broken", logstatus="ok")
     assert client.app[appkeys.STATS].evaluation_errors == errors_before + 2
     response = await client.get("/api/v1/monitors/b-broken/batches", headers=auth(READ))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
-from exporter import appkeys
-from exporter.exposition import Exposition
-from exporter.metrics import MonitorCollector, build_registry
-from exporter.state import DurationBuckets
+from exporter.http import appkeys
+from exporter.metrics.exposition import Exposition
+from exporter.metrics.families import MonitorCollector, build_registry
+from exporter.service.state import DurationBuckets
 from tests.conftest import Clock, Factory, put_monitor
 
 

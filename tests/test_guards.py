@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter.guards import host_name, is_loopback_name
+from exporter.http.guards import host_name, is_loopback_name
 from tests.conftest import ADMIN, TOKENS, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import appkeys
+from exporter.http import appkeys
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter.badge import render_badge
-from exporter.svg import xml_text
+from exporter.statuspage.badge import render_badge
+from exporter.statuspage.svg import xml_text
 from tests.conftest import put_monitor
 
 Client = TestClient[web.Request, web.Application]

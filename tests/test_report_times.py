@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter import appkeys
-from exporter.store import apply_migrations
-from exporter.times import iso
+from exporter.core.times import iso
+from exporter.http import appkeys
+from exporter.storage.sqlite.store import apply_migrations
 from tests.conftest import Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]

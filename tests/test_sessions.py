@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter.sessions import PER_TOKEN
+from exporter.http.sessions import PER_TOKEN
 from tests.conftest import READ, TOKENS, Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.records import MonitorSettings, Transition
-from exporter.store import (
+from exporter.core.records import MonitorSettings, Transition
+from exporter.storage.sqlite.store import (
     CORRECTIONS_KEPT,
     NewBatch,
     NotFound,
@@ -126,7 +126,7 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
         assert response.status == 201
         clock.advance(3600)
     await client.post("/api/v1/monitors/crm/logs", json={"message": "old"})
-    from exporter import appkeys
+    from exporter.http import appkeys
 
     app = client.app
     registry = app[appkeys.REGISTRY]

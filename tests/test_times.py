@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.times import format_time, iso
+from exporter.core.times import format_time, iso
 
 # What a database written before report times were bounded may hold: the ends of what a
 # datetime with an offset can say (year 0 and year 10000 in UTC), and worse.

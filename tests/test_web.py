@@ -10,10 +10,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter import appkeys
-from exporter.badge import COLOURS, render_badge, text_width
-from exporter.charts import ChartRun, counts_chart, duration_chart, nice_ceiling, short_span
-from exporter.times import iso
+from exporter.core.times import iso
+from exporter.http import appkeys
+from exporter.statuspage.badge import COLOURS, render_badge, text_width
+from exporter.statuspage.charts import (
+    ChartRun,
+    counts_chart,
+    duration_chart,
+    nice_ceiling,
+    short_span,
+)
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
 
 Client = TestClient[web.Request, web.Application]
@@ -67,8 +73,8 @@ async def report(
     client: Client, key: str, logstatus: str = "ok", ago: float = 5 * MIN, **fields: Any
 ) -> dict[str, Any]:
     """A finished batch that started `ago` seconds before the app's clock and ran 42 s."""
-    from exporter import appkeys
-    from exporter.times import iso
+    from exporter.core.times import iso
+    from exporter.http import appkeys
 
     now = client.app[appkeys.CLOCK]()
     body = {
@@ -192,7 +198,7 @@ async def test_fragment_has_the_live_part_only_and_keeps_filters(fleet: Client) 
 
 
 async def test_overview_reads_memory_only(fleet: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    from exporter import appkeys
+    from exporter.http import appkeys
 
     async def no_queries(*args: Any) -> None:
         raise AssertionError("the overview queried the database")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import wrapper
+from exporter.client import wrapper
 from tests.service import Service
 
 COMMAND_SECONDS = 60.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.evaluation import Evaluation
-from exporter.records import Batch, Log, Monitor, Run, Transition
-from exporter.times import iso
+from exporter.core.evaluation import Evaluation
+from exporter.core.records import Batch, Log, Monitor, Run, Transition
+from exporter.core.times import iso
 
 
 def monitor_json(monitor: Monitor, last_run: Run | None = None) -> dict[str, Any]:

@@ -19,14 +19,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from exporter import appkeys
-from exporter.api import READ
-from exporter.auth import Caller
-from exporter.badge import COLOURS, badge_for, render_badge
-from exporter.charts import ChartRun, counts_chart, duration_chart, short_span, status_strip
-from exporter.errors import ApiError
-from exporter.evaluation import format_span, severity_of
-from exporter.handling import (
+from exporter.core.evaluation import format_span, severity_of
+from exporter.core.records import Batch, Correction, Log, Transition
+from exporter.core.statuses import Severity
+from exporter.core.times import format_time, iso
+from exporter.http import appkeys
+from exporter.http.api import READ
+from exporter.http.auth import Caller
+from exporter.http.errors import ApiError
+from exporter.http.handling import (
     CALLER,
     SESSION_COOKIE,
     Handler,
@@ -36,11 +37,16 @@ from exporter.handling import (
     query_int,
     visible_monitor,
 )
-from exporter.records import Batch, Correction, Log, Transition
-from exporter.sessions import MAX_AGE_SECONDS as SESSION_MAX_AGE
-from exporter.state import MonitorState, State
-from exporter.statuses import Severity
-from exporter.times import format_time, iso
+from exporter.http.sessions import MAX_AGE_SECONDS as SESSION_MAX_AGE
+from exporter.service.state import MonitorState, State
+from exporter.statuspage.badge import COLOURS, badge_for, render_badge
+from exporter.statuspage.charts import (
+    ChartRun,
+    counts_chart,
+    duration_chart,
+    short_span,
+    status_strip,
+)
 
 HERE = Path(__file__).parent
 LEGACY_COOKIE = "im_token"  # held the token itself, before sessions: removed at sign-in

@@ -6,13 +6,13 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
-from exporter.errors import ApiError
-from exporter.models import BatchCreate, BatchUpdate, LogCreate, truncate
-from exporter.records import OPERATIONS, Batch, Log
-from exporter.state import SUCCESS, DurationBuckets, MonitorState, State
-from exporter.stats import ServiceStats
-from exporter.store import CounterDelta, Idempotency, NewBatch, NewLog, Store, Stored
-from exporter.times import EARLIEST, iso
+from exporter.core.records import OPERATIONS, Batch, Log
+from exporter.core.times import EARLIEST, iso
+from exporter.http.errors import ApiError
+from exporter.http.models import BatchCreate, BatchUpdate, LogCreate, truncate
+from exporter.service.state import SUCCESS, DurationBuckets, MonitorState, State
+from exporter.service.stats import ServiceStats
+from exporter.storage.sqlite.store import CounterDelta, Idempotency, NewBatch, NewLog, Store, Stored
 
 
 def _counts(record: Batch) -> tuple[int, int, int]:

@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from exporter.evaluation import Evaluation, evaluate_monitor
-from exporter.records import Transition
-from exporter.state import MonitorState, State
-from exporter.stats import ServiceStats
-from exporter.store import Store
+from exporter.core.evaluation import Evaluation, evaluate_monitor
+from exporter.core.records import Transition
+from exporter.service.state import MonitorState, State
+from exporter.service.stats import ServiceStats
+from exporter.storage.sqlite.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,18 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from exporter import appkeys
-from exporter.auth import Caller, bearer
 from exporter.config import Role
-from exporter.errors import ApiError
-from exporter.state import MonitorState
-from exporter.store import BatchOfOtherMonitor, Idempotency, IdempotencyConflict, NotFound
-from exporter.writer import WriterClosed
+from exporter.http import appkeys
+from exporter.http.auth import Caller, bearer
+from exporter.http.errors import ApiError
+from exporter.service.state import MonitorState
+from exporter.storage.sqlite.store import (
+    BatchOfOtherMonitor,
+    Idempotency,
+    IdempotencyConflict,
+    NotFound,
+)
+from exporter.storage.sqlite.writer import WriterClosed
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)

@@ -12,12 +12,12 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.evaluation import REASON_KINDS
-from exporter.records import OPERATIONS
-from exporter.state import DURATION, DurationBuckets, MonitorState, State
-from exporter.stats import ServiceStats
-from exporter.statuses import ALERT_STATUSES
-from exporter.store import Store
+from exporter.core.evaluation import REASON_KINDS
+from exporter.core.records import OPERATIONS
+from exporter.core.statuses import ALERT_STATUSES
+from exporter.service.state import DURATION, DurationBuckets, MonitorState, State
+from exporter.service.stats import ServiceStats
+from exporter.storage.sqlite.store import Store
 
 P = "integration_monitor_"
 REPORT_KINDS = ("batch", "batch_update", "log", "ping")

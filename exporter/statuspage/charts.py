@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from exporter.evaluation import format_span
+from exporter.core.evaluation import format_span
 
 WIDTH = 640
 HEIGHT = 168

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
-from exporter.metrics import (
+from exporter.metrics.families import (
     EVALUATION_FAMILIES,
     FAMILIES,
     SETTINGS_FAMILIES,
@@ -25,7 +25,7 @@ from exporter.metrics import (
     evaluation_samples,
     settings_samples,
 )
-from exporter.state import MonitorState, State
+from exporter.service.state import MonitorState, State
 
 _go_float: Callable[[float], str] = floatToGoString  # the client's own number format
 

@@ -22,8 +22,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from exporter.errors import ApiError
-from exporter.handling import RETRY_AFTER, Handler, error_response
+from exporter.http.errors import ApiError
+from exporter.http.handling import RETRY_AFTER, Handler, error_response
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

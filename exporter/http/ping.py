@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from exporter import appkeys
-from exporter.api import PUSH
-from exporter.errors import ApiError
-from exporter.handling import caller_of, json_response, require, visible_monitor
-from exporter.models import TEXT_LIMITS, BatchCreate, BatchUpdate, LogCreate
-from exporter.state import MonitorState
+from exporter.http import appkeys
+from exporter.http.api import PUSH
+from exporter.http.errors import ApiError
+from exporter.http.handling import caller_of, json_response, require, visible_monitor
+from exporter.http.models import TEXT_LIMITS, BatchCreate, BatchUpdate, LogCreate
+from exporter.service.state import MonitorState
 
 LOG = "log"
 MAX_EXIT_CODE = 255

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.statuses import AlertStatus
+from exporter.core.statuses import AlertStatus
 
 MonitorType = Literal["batch", "message"]
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"  # integration_key: safe in URLs, ≤32

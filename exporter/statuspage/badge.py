@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.records import Monitor
-from exporter.svg import xml_text
+from exporter.core.records import Monitor
+from exporter.statuspage.svg import xml_text
 
 COLOURS = {
     "ok": "#2e9e44",

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exporter.config_errors import describe_all
-from exporter.models import Flag, MonitorBody, Number, Whole
-from exporter.records import KEY_PATTERN
-from exporter.statuses import BUILTIN_STATUSES, Severity
+from exporter.config.describe import describe_all
+from exporter.core.records import KEY_PATTERN
+from exporter.core.statuses import BUILTIN_STATUSES, Severity
+from exporter.http.models import Flag, MonitorBody, Number, Whole
 
 Role = Literal["push", "read", "admin"]
 

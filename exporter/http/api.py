@@ -9,10 +9,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from exporter import appkeys
 from exporter.config import Role
-from exporter.errors import ApiError
-from exporter.handling import (
+from exporter.core.records import KEY_PATTERN, Batch, MonitorSettings
+from exporter.http import appkeys
+from exporter.http.errors import ApiError
+from exporter.http.handling import (
     Handler,
     caller_of,
     check_covered,
@@ -26,7 +27,7 @@ from exporter.handling import (
     require,
     visible_monitor,
 )
-from exporter.models import (
+from exporter.http.models import (
     BatchCreate,
     BatchLogCreate,
     BatchPage,
@@ -44,9 +45,8 @@ from exporter.models import (
     MonitorPatch,
     TransitionList,
 )
-from exporter.records import KEY_PATTERN, Batch, MonitorSettings
-from exporter.store import Stored
-from exporter.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
+from exporter.http.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
+from exporter.storage.sqlite.store import Stored
 
 PUSH: frozenset[Role] = frozenset({"push"})
 READ: frozenset[Role] = frozenset({"read"})

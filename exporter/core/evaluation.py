@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from exporter.records import MonitorSettings, Run
-from exporter.statuses import AlertStatus, Severity
-from exporter.times import format_time
+from exporter.core.records import MonitorSettings, Run
+from exporter.core.statuses import AlertStatus, Severity
+from exporter.core.times import format_time
 
 ALERTTEXT_LIMIT = 256
 # Why a monitor is in error, as bounded words for labels (integration_monitor_alert_reason).

@@ -9,9 +9,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from exporter import __version__
-from exporter.api import ROUTES, Route
-from exporter.handling import MAX_IDEMPOTENCY_KEY
-from exporter.models import ErrorOut
+from exporter.http.api import ROUTES, Route
+from exporter.http.handling import MAX_IDEMPOTENCY_KEY
+from exporter.http.models import ErrorOut
 
 _REF = "#/components/schemas/{model}"
 

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
-from exporter.records import (
+from exporter.core.records import (
     Batch,
     Correction,
     Log,
@@ -24,7 +24,7 @@ from exporter.records import (
     Transition,
     batch_changes,
 )
-from exporter.writer import GroupCommitWriter
+from exporter.storage.sqlite.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -136,7 +136,7 @@ def _log(row: Sequence[Any]) -> Log:
 
 def migrations() -> list[tuple[int, str]]:
     """The numbered migration scripts shipped in exporter/migrations, in order."""
-    folder = resources.files("exporter").joinpath("migrations")
+    folder = resources.files("exporter.storage.sqlite").joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         name = entry.name

@@ -5,15 +5,15 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from exporter.auth import Auth
 from exporter.config import Config
-from exporter.evaluator import Evaluator
-from exporter.exposition import Exposition
-from exporter.reports import Reports
-from exporter.sessions import Sessions
-from exporter.state import State
-from exporter.stats import ServiceStats
-from exporter.store import Store
+from exporter.http.auth import Auth
+from exporter.http.sessions import Sessions
+from exporter.metrics.exposition import Exposition
+from exporter.service.evaluator import Evaluator
+from exporter.service.reports import Reports
+from exporter.service.state import State
+from exporter.service.stats import ServiceStats
+from exporter.storage.sqlite.store import Store
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)

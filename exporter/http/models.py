@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from exporter.records import KEY_PATTERN
+from exporter.core.records import KEY_PATTERN
 
 
 def _refuse_flags(kind: str, message: str) -> BeforeValidator:

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from exporter.evaluation import Evaluation, severity_of
-from exporter.records import Batch, Log, Monitor, Run, Transition
-from exporter.statuses import Severity
-from exporter.store import LATEST, CounterDelta, MonitorRuns
+from exporter.core.evaluation import Evaluation, severity_of
+from exporter.core.records import Batch, Log, Monitor, Run, Transition
+from exporter.core.statuses import Severity
+from exporter.storage.sqlite.store import LATEST, CounterDelta, MonitorRuns
 
 DURATION = "duration"
 SUCCESS = (LATEST, "success")  # the end of the latest run with severity ok

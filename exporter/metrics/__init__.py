@@ -1,0 +1,1 @@
+"""The Prometheus exposition of the in-memory state."""

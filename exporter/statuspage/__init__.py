@@ -1,0 +1,1 @@
+"""The status page: HTML pages, charts, badges, templates and static files."""
