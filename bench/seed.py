@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.plan import key
 from exporter.config import MetricsConfig
-from exporter.service.state import DurationBuckets
+from exporter.core.counters import DurationBuckets
 from exporter.storage.sqlite.store import apply_migrations
 
 NOW = time.time()

@@ -381,11 +381,10 @@ async def test_report_racing_a_deleted_monitor_is_404(client: Client) -> None:
 
 
 def test_database_refusing_writes_is_503() -> None:
-    import sqlite3
-
+    from exporter.core.errors import Unavailable
     from exporter.http.handling import _as_api_error
 
-    error = _as_api_error(sqlite3.OperationalError("database or disk is full"))
+    error = _as_api_error(Unavailable("The database did not take the write: disk full"))
     assert error is not None and (error.status, error.code) == (503, "unavailable")
 
 

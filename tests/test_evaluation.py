@@ -16,6 +16,7 @@ from exporter.core.statuses import BUILTIN_STATUSES, Severity
 from exporter.http import appkeys
 from exporter.service.state import MonitorState
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
+from tests.metrics_oracle import registry_of
 
 NOW = datetime(2026, 11, 28, 11, 30, tzinfo=UTC).timestamp()
 MIN = 60.0
@@ -395,7 +396,7 @@ async def test_one_failing_monitor_is_logged_and_skipped(
         "evaluation of monitor b-broken failed" in r.getMessage() and r.exc_info
         for r in caplog.records
     )
-    registry = client.app[appkeys.REGISTRY]
+    registry = registry_of(client.app)
     assert registry.get_sample_value("integration_monitor_evaluation_errors_total") == (
         errors_before + 1
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
+from exporter.core.counters import DurationBuckets
 from exporter.http import appkeys
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.families import MonitorCollector, build_registry
-from exporter.service.state import DurationBuckets
 from tests.conftest import Clock, Factory, put_monitor
+from tests.metrics_oracle import MonitorCollector, build_registry
 
 
 async def test_cached_text_equals_the_client_library_rendering(make_client: Factory) -> None:
@@ -19,9 +19,10 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
     await put_monitor(client, "mail", name='Mail "weird" \\ one', type="message")
     state = client.app[appkeys.STATE]
     config = client.app[appkeys.CONFIG]
-    monitors = MonitorCollector(state, DurationBuckets(config.metrics.duration_buckets))
+    buckets = DurationBuckets(config.metrics.duration_buckets)
+    monitors = MonitorCollector(state, buckets)
     service = CollectorRegistry(auto_describe=False)  # no process metrics: they change by the ms
-    exposition = Exposition(state, monitors, service)
+    exposition = Exposition(state, buckets, service)
     reference = build_registry(monitors, service)
 
     async def same() -> None:

@@ -2,7 +2,7 @@
 
 Every test builds the real app (tests/conftest.py) with a fixed clock on a temporary database
 and reports over HTTP. Values are read with `get_sample_value` on the app's own registry
-(`app[appkeys.REGISTRY]`, never the global one) or parsed from the scraped text.
+(`registry_of(app)`, never the global one) or parsed from the scraped text.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.http import appkeys
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
+from tests.metrics_oracle import registry_of
 
 Client = TestClient[web.Request, web.Application]
 P = "integration_monitor_"
@@ -87,7 +88,7 @@ async def scrape(client: Client, token: str = READ, accept: str | None = None) -
 
 
 def registry(client: Client) -> CollectorRegistry:
-    return client.app[appkeys.REGISTRY]
+    return registry_of(client.app)
 
 
 def value(client: Client, metric: str, **labels: str) -> float | None:

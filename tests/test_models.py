@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+from exporter.core.reports import TEXT_LIMITS, truncate
 from exporter.core.times import iso
-from exporter.http.models import TEXT_LIMITS, truncate
 
 
 def test_iso_formats_exactly_as_datetime_does() -> None:

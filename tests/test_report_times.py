@@ -12,9 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from exporter.core.times import iso
-from exporter.http import appkeys
 from exporter.storage.sqlite.store import apply_migrations
 from tests.conftest import Clock, Factory, put_monitor
+from tests.metrics_oracle import registry_of
 
 Client = TestClient[web.Request, web.Application]
 NOW = 1_796_000_000.0  # the test clock: 2026-11-30
@@ -79,7 +79,7 @@ async def test_a_success_reported_by_a_fast_clock_never_lies_ahead(make_client: 
     await put_monitor(client, "crm")
     body = {"logstatus": "ok", "starttime": iso(NOW + 100), "endtime": iso(NOW + 200)}
     assert (await _post(client, "crm", body)).status == 201
-    value = client.app[appkeys.REGISTRY].get_sample_value(
+    value = registry_of(client.app).get_sample_value(
         "integration_monitor_last_success_timestamp_seconds", {"key": "crm"}
     )
     assert value == NOW
@@ -126,7 +126,7 @@ async def test_an_old_database_with_impossible_times_keeps_working(
     assert {b["starttime"][:4] for b in listing["items"]} == {"9999", "2100", "2026", "0001"}
     monitor = await (await client.get("/api/v1/monitors/crm")).json()
     assert monitor["last_run"]["starttime"] == iso(NOW - 5000)  # the impossible ones are ignored
-    registry = client.app[appkeys.REGISTRY]
+    registry = registry_of(client.app)
     success = registry.get_sample_value(
         "integration_monitor_last_success_timestamp_seconds", {"key": "crm"}
     )

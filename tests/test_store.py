@@ -10,24 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from exporter.core.records import MonitorSettings, Transition
+from exporter.core.errors import MonitorNotFound, Unavailable
+from exporter.core.records import MonitorSettings, Transition, correction_of
+from exporter.storage.interface import NewBatch
 from exporter.storage.sqlite.store import (
     CORRECTIONS_KEPT,
-    NewBatch,
-    NotFound,
-    Store,
+    SqliteStore,
     apply_migrations,
     migrations,
 )
 from tests.conftest import Clock, Factory, put_monitor
+from tests.metrics_oracle import registry_of
 
 T0 = 1_796_000_000.0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     """An open store on a fresh file; closed at the end."""
-    opened = Store(str(tmp_path / "s.db"))
+    opened = SqliteStore(str(tmp_path / "s.db"))
     await opened.open()
     yield opened
     await opened.close()
@@ -37,8 +38,7 @@ def _batch(status: str = "ok", start: float = T0, created: int = 1) -> NewBatch:
     return NewBatch(status, "", start, start + 10, 10.0, created, 0, 0, "", "")
 
 
-def _no_deltas(old: object, new: object) -> list[tuple[str, str, float]]:
-    return [("runs", "ok", 1.0)]
+RUN = [("runs", "ok", 1.0)]
 
 
 def test_migrations_are_numbered_and_versioned(tmp_path: Path) -> None:
@@ -59,22 +59,22 @@ async def test_existing_database_keeps_its_data_across_start(tmp_path: Path) -> 
         "VALUES ('legacy', 'Legacy', 'batch', 1, 1)"
     )
     conn.close()
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     try:
-        monitor = await store.get_monitor("legacy")
-        assert monitor is not None and monitor.settings.name == "Legacy"
+        [monitor] = await store.list_monitors()
+        assert monitor.integration_key == "legacy" and monitor.settings.name == "Legacy"
         mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
     finally:
         await store.close()
 
 
-async def test_concurrent_writes_share_commits(store: Store) -> None:
+async def test_concurrent_writes_share_commits(store: SqliteStore) -> None:
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
     await asyncio.gather(
         *(
-            store.create_batch(monitor.id, "crm", _batch(start=T0 + i), T0, (), None, _no_deltas)
+            store.create_batch(monitor.id, "crm", _batch(start=T0 + i), T0, (), None, RUN)
             for i in range(200)
         )
     )
@@ -85,25 +85,23 @@ async def test_concurrent_writes_share_commits(store: Store) -> None:
     assert len(rows) == 200
 
 
-async def test_a_failing_write_does_not_sink_its_group(store: Store) -> None:
+async def test_a_failing_write_does_not_sink_its_group(store: SqliteStore) -> None:
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-    good = store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
-    bad = store.create_batch(9999, "gone", _batch(), T0, (), None, _no_deltas)  # no such monitor
+    good = store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
+    bad = store.create_batch(9999, "gone", _batch(), T0, (), None, RUN)  # no such monitor
     results = await asyncio.gather(good, bad, return_exceptions=True)
     assert not isinstance(results[0], BaseException)
-    assert isinstance(results[1], NotFound) and results[1].code == "monitor_not_found"
+    assert isinstance(results[1], MonitorNotFound)
     assert len(await store.list_batches(monitor.id, 10, None)) == 1
 
 
 async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     path = str(tmp_path / "c.db")
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
     pending = [
-        asyncio.ensure_future(
-            store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
-        )
+        asyncio.ensure_future(store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN))
         for _ in range(50)
     ]
     await asyncio.sleep(0)
@@ -129,7 +127,7 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
     from exporter.http import appkeys
 
     app = client.app
-    registry = app[appkeys.REGISTRY]
+    registry = registry_of(app)
     runs = {"key": "crm", "status": "ok"}
     before = registry.get_sample_value("integration_monitor_runs_total", runs)
     objects = {"key": "crm", "operation": "created"}
@@ -145,13 +143,15 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
     assert counters[("runs", "ok")] == 5 and counters[("objects", "created")] == 10
 
 
-async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(store: Store) -> None:
+async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(
+    store: SqliteStore,
+) -> None:
     keep, _ = await store.put_monitor("keep", MonitorSettings("Keep"), T0)
     gone, _ = await store.put_monitor("gone", MonitorSettings("Gone"), T0)
     writes = [
-        store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
-        store.create_batch(keep.id, "keep", _batch(), T0, (), None, _no_deltas),
-        store.create_batch(gone.id, "gone", _batch(), T0, (), None, _no_deltas),
+        store.create_batch(keep.id, "keep", _batch(), T0, (), None, RUN),
+        store.create_batch(keep.id, "keep", _batch(), T0, (), None, RUN),
+        store.create_batch(gone.id, "gone", _batch(), T0, (), None, RUN),
         store.delete_monitor("gone"),
     ]
     results = await asyncio.gather(*writes, return_exceptions=True)
@@ -174,7 +174,7 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None
         "updated_at) VALUES (1, 'ok', 1, 1, 1)"
     )
     conn.close()
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     try:
         assert len(await store.list_batches(1, 10, None)) == 1
@@ -187,7 +187,7 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None
     check.close()
 
 
-async def test_a_group_rolled_back_leaves_no_counter_increment_behind(store: Store) -> None:
+async def test_a_group_rolled_back_leaves_no_counter_increment_behind(store: SqliteStore) -> None:
     """A report whose group failed was never stored: the next commit must not count it."""
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
 
@@ -195,18 +195,18 @@ async def test_a_group_rolled_back_leaves_no_counter_increment_behind(store: Sto
         conn.execute("ROLLBACK")  # as SQLite does on its own after some errors
 
     lost, broken = await asyncio.gather(
-        store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas),
+        store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN),
         store.writer.run(sabotage),
         return_exceptions=True,
     )
-    assert isinstance(lost, sqlite3.Error) and isinstance(broken, sqlite3.Error)
-    await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
+    assert isinstance(lost, Unavailable) and isinstance(broken, sqlite3.Error)
+    await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
     [row] = await store.load_runs(["ok"])
     assert len(await store.list_batches(monitor.id, 10, None)) == 1
     assert row.counters == [("runs", "ok", 1.0)]
 
 
-async def test_retention_keeps_the_newest_transitions_of_each_monitor(store: Store) -> None:
+async def test_retention_keeps_the_newest_transitions_of_each_monitor(store: SqliteStore) -> None:
     busy, _ = await store.put_monitor("busy", MonitorSettings("Busy"), T0)
     calm, _ = await store.put_monitor("calm", MonitorSettings("Calm"), T0)
     flips = [
@@ -221,23 +221,47 @@ async def test_retention_keeps_the_newest_transitions_of_each_monitor(store: Sto
     assert len(await store.list_transitions(calm.id, 1000)) == 1
 
 
-async def test_corrections_of_one_batch_are_bounded(store: Store) -> None:
+async def test_corrections_of_one_batch_are_bounded(store: SqliteStore) -> None:
     """A job that re-reports a finished batch for ever does not grow the table for ever."""
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-    stored = await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, _no_deltas)
-    batch_id = stored.record.id
+    stored = await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
+    batch_id, old = stored.record.id, stored.record
     for i in range(CORRECTIONS_KEPT + 5):
-        status = "error" if i % 2 == 0 else "ok"
-        await store.update_batch(
-            batch_id,
-            lambda old, s=status, i=i: replace(old, logstatus=s, updated_at=T0 + i),
-            (),
-            None,
-            _no_deltas,
-            frozenset({"running"}),
-            "jobs",
-        )
+        new = replace(old, logstatus="error" if i % 2 == 0 else "ok", updated_at=T0 + i)
+        changed = await store.update_batch(old, new, (), None, [], correction_of(old, new, "jobs"))
+        assert changed is not None
+        old = changed.record
     kept = await store.list_corrections([batch_id])
     assert len(kept) == CORRECTIONS_KEPT
     assert kept[-1].at == T0 + CORRECTIONS_KEPT + 4 and kept[0].at == T0 + 5
     assert {c.token for c in kept} == {"jobs"}
+
+
+async def test_a_change_is_written_only_over_the_batch_it_was_decided_on(
+    store: SqliteStore,
+) -> None:
+    """Compare and set: a change decided on a batch that changed meanwhile is not written."""
+    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    running = NewBatch("running", "", T0, None, None, 0, 0, 0, "", "")
+    old = (await store.create_batch(monitor.id, "crm", running, T0, (), None, [])).record
+    first = replace(old, logstatus="ok", endtime=T0 + 5, duration=5.0, updated_at=T0 + 5)
+    assert await store.update_batch(old, first, (), None, RUN, None) is not None
+    late = replace(old, logstatus="error", endtime=T0 + 6, duration=6.0, updated_at=T0 + 6)
+    assert await store.update_batch(old, late, (), None, RUN, None) is None
+    stored = await store.get_batch(old.id)
+    assert stored == first
+    [row] = await store.load_runs(["ok", "error"])
+    assert row.counters == [("runs", "ok", 1.0)]  # the refused change counted nothing
+
+
+async def test_driver_errors_leave_the_store_as_unavailable(store: SqliteStore) -> None:
+    """Disk full, read-only file, I/O error: the caller sees a domain error, never sqlite3's."""
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    with pytest.raises(Unavailable, match="no such table"):
+        await store._write(broken)
+    await store.writer.close()
+    with pytest.raises(Unavailable, match="shutting down"):
+        await store.put_monitor("crm", MonitorSettings("CRM"), T0)

@@ -163,3 +163,15 @@ class Run:
             log.logtext,
             log.errormsg or log.message,
         )
+
+
+CORRECTION_TEXT_LIMIT = 512
+
+
+def correction_of(old: Batch, new: Batch, token: str) -> Correction | None:
+    """The correction that `new` makes of the finished batch `old`; None if nothing changed."""
+    changes = batch_changes(old, new)
+    if not changes:
+        return None
+    text = "; ".join(changes)[:CORRECTION_TEXT_LIMIT]
+    return Correction(old.id, new.updated_at, token, old.logstatus, new.logstatus, text)

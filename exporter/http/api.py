@@ -10,8 +10,10 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from exporter.config import Role
+from exporter.core.errors import BatchNotFound, Unavailable
 from exporter.core.records import KEY_PATTERN, Batch, MonitorSettings
 from exporter.http import appkeys
+from exporter.http.auth import ADMIN, PUSH, READ
 from exporter.http.errors import ApiError
 from exporter.http.handling import (
     Handler,
@@ -46,11 +48,8 @@ from exporter.http.models import (
     TransitionList,
 )
 from exporter.http.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
-from exporter.storage.sqlite.store import Stored
+from exporter.storage.interface import Stored
 
-PUSH: frozenset[Role] = frozenset({"push"})
-READ: frozenset[Role] = frozenset({"read"})
-ADMIN: frozenset[Role] = frozenset({"admin"})
 KEY_PATH = "/api/v1/monitors/{key}"
 _KEY = re.compile(KEY_PATTERN)
 
@@ -75,11 +74,11 @@ def _key(request: web.Request) -> str:
 
 
 async def list_monitors(request: web.Request) -> web.Response:
-    state, covers = request.app[appkeys.STATE], caller_of(request).covers
+    covers = caller_of(request).covers
     items = [
         monitor_json(ms.monitor, ms.latest)
-        for key, ms in sorted(state.monitors.items())
-        if covers(key)
+        for ms in request.app[appkeys.MONITORS].all()
+        if covers(ms.monitor.integration_key)
     ]
     return json_response({"items": items})
 
@@ -94,13 +93,10 @@ async def put_monitor(request: web.Request) -> web.Response:
     _check_key(key)
     caller = caller_of(request)
     if not caller.covers(key):  # the same answer whether the monitor exists or not
-        raise ApiError(403, "forbidden", f"Token {caller.name!r} does not cover {key!r}")
+        raise ApiError("forbidden", f"Token {caller.name!r} does not cover {key!r}")
     body, _ = await parse_body(request, MonitorBody)
     settings = MonitorSettings(**body.model_dump())
-    monitor, created = await request.app[appkeys.STORE].put_monitor(
-        key, settings, request.app[appkeys.CLOCK]()
-    )
-    ms = request.app[appkeys.STATE].put_monitor(monitor)
+    ms, created = await request.app[appkeys.MONITORS].put(key, settings)
     return json_response(monitor_json(ms.monitor, ms.latest), 201 if created else 200)
 
 
@@ -108,26 +104,21 @@ async def patch_monitor(request: web.Request) -> web.Response:
     key = _key(request)
     visible_monitor(request, key)
     body, _ = await parse_body(request, MonitorPatch)
-    changes = body.model_dump(exclude_none=True)
-    monitor = await request.app[appkeys.STORE].patch_monitor(
-        key, changes, request.app[appkeys.CLOCK]()
-    )
-    ms = request.app[appkeys.STATE].put_monitor(monitor)
+    ms = await request.app[appkeys.MONITORS].patch(key, body.model_dump(exclude_none=True))
     return json_response(monitor_json(ms.monitor, ms.latest))
 
 
 async def delete_monitor(request: web.Request) -> web.Response:
     key = _key(request)
     visible_monitor(request, key)
-    await request.app[appkeys.STORE].delete_monitor(key)
-    request.app[appkeys.STATE].remove_monitor(key)
+    await request.app[appkeys.MONITORS].delete(key)
     return web.Response(status=204)
 
 
 async def list_transitions(request: web.Request) -> web.Response:
     ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 100, 1, 1000)
-    rows = await request.app[appkeys.STORE].list_transitions(ms.monitor.id, limit)
+    rows = await request.app[appkeys.MONITORS].transitions(ms, limit)
     return json_response({"items": [transition_json(t) for t in rows]})
 
 
@@ -147,9 +138,9 @@ async def create_batch(request: web.Request) -> web.Response:
 
 async def _visible_batch(request: web.Request, batch_id: int) -> Batch:
     """The batch, if the caller's token covers its monitor; else 404 as if it did not exist."""
-    batch = await request.app[appkeys.STORE].get_batch(batch_id)
+    batch = await request.app[appkeys.MONITORS].batch(batch_id)
     if batch is None or not caller_of(request).covers(batch.integration_key):
-        raise ApiError(404, "batch_not_found", f"No batch with id {batch_id}")
+        raise BatchNotFound(batch_id)
     return batch
 
 
@@ -167,18 +158,15 @@ async def update_batch(request: web.Request) -> web.Response:
 
 async def get_batch(request: web.Request) -> web.Response:
     batch_id = path_int(request, "id", "batch_not_found", "batch")
-    store = request.app[appkeys.STORE]
     batch = await _visible_batch(request, batch_id)
-    logs = await store.list_logs(None, 1000, None, batch_id=batch_id)
+    logs = await request.app[appkeys.MONITORS].batch_logs(batch_id, 1000)
     return json_response({"batch": batch_json(batch), "logs": [log_json(x) for x in logs]})
 
 
 async def list_batches(request: web.Request) -> web.Response:
     ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 50, 1, 500)
-    rows = await request.app[appkeys.STORE].list_batches(
-        ms.monitor.id, limit, decode_cursor(request)
-    )
+    rows = await request.app[appkeys.MONITORS].batches(ms, limit, decode_cursor(request))
     last = rows[-1] if len(rows) == limit else None
     cursor = encode_cursor((last.starttime, last.id)) if last else None
     return json_response({"items": [batch_json(b) for b in rows], "next_cursor": cursor})
@@ -207,7 +195,7 @@ async def create_batch_log(request: web.Request) -> web.Response:
 async def list_logs(request: web.Request) -> web.Response:
     ms = visible_monitor(request, _key(request))
     limit = query_int(request, "limit", 50, 1, 500)
-    rows = await request.app[appkeys.STORE].list_logs(ms.monitor.id, limit, decode_cursor(request))
+    rows = await request.app[appkeys.MONITORS].logs(ms, limit, decode_cursor(request))
     last = rows[-1] if len(rows) == limit else None
     cursor = encode_cursor((last.created_at, last.id)) if last else None
     return json_response({"items": [log_json(x) for x in rows], "next_cursor": cursor})
@@ -221,7 +209,11 @@ async def evaluate(request: web.Request) -> web.Response:
         visible_monitor(request, body.integration_key)
         keys = [body.integration_key]
     elif caller.scoped:  # a token for some monitors evaluates, and learns of, those only
-        keys = [key for key in request.app[appkeys.STATE].monitors if caller.covers(key)]
+        keys = [
+            ms.monitor.integration_key
+            for ms in request.app[appkeys.MONITORS].all()
+            if caller.covers(ms.monitor.integration_key)
+        ]
     results = await request.app[appkeys.EVALUATOR].run_pass(keys)
     return json_response({"items": [evaluation_json(ms.monitor, r) for ms, r in results]})
 
@@ -233,15 +225,16 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[appkeys.STORE].check_writable()
+    except Unavailable:
+        raise
     except Exception as exc:
-        raise ApiError(503, "unavailable", f"The database does not take writes: {exc}") from None
+        raise Unavailable(f"The database does not take writes: {exc}") from None
     return json_response({"status": "ready"})
 
 
 def _check_key(key: str) -> None:
     if len(key) > 32 or not _KEY.match(key):
         raise ApiError(
-            422,
             "validation_error",
             "integration_key must be 1-32 letters, digits, '.', '_', '-' or '~', "
             "starting with a letter or digit",

@@ -3,25 +3,27 @@
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from exporter.config import Config
+from exporter.core.counters import CounterRules
 from exporter.http.auth import Auth
 from exporter.http.sessions import Sessions
 from exporter.metrics.exposition import Exposition
 from exporter.service.evaluator import Evaluator
+from exporter.service.monitors import Monitors
 from exporter.service.reports import Reports
 from exporter.service.state import State
 from exporter.service.stats import ServiceStats
-from exporter.storage.sqlite.store import Store
+from exporter.storage.interface import Store
 
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", Store)
+STORE: web.AppKey[Store] = web.AppKey("store")
 STATE = web.AppKey("state", State)
+MONITORS = web.AppKey("monitors", Monitors)
 REPORTS = web.AppKey("reports", Reports)
+RULES = web.AppKey("rules", CounterRules)
 EVALUATOR = web.AppKey("evaluator", Evaluator)
 AUTH = web.AppKey("auth", Auth)
-REGISTRY = web.AppKey("registry", CollectorRegistry)
 EXPOSITION = web.AppKey("exposition", Exposition)
 STATS = web.AppKey("stats", ServiceStats)
 SESSIONS = web.AppKey("sessions", Sessions)

@@ -11,6 +11,10 @@ from fnmatch import fnmatchcase
 from exporter.config import Role, TokenConfig
 
 NO_TOKENS: frozenset[Role] = frozenset(("push", "read", "admin"))
+# What each endpoint needs: one of these roles.
+PUSH: frozenset[Role] = frozenset({"push"})
+READ: frozenset[Role] = frozenset({"read"})
+ADMIN: frozenset[Role] = frozenset({"admin"})
 
 
 def digest(secret: str) -> bytes:

@@ -79,7 +79,7 @@ class BodyReader:
                     self._reading.discard(deadline)
         except TimeoutError:
             if self._closing:
-                error = ApiError(503, "unavailable", "The service is shutting down; retry")
+                error = ApiError("unavailable", "The service is shutting down; retry")
                 answer = error_response(error, RETRY_AFTER)
             else:
                 log.info(
@@ -87,7 +87,7 @@ class BodyReader:
                     self._timeout,
                 )  # fmt: skip
                 message = f"The request body did not arrive within {self._timeout:g} s"
-                answer = error_response(ApiError(408, "request_timeout", message))
+                answer = error_response(ApiError("request_timeout", message))
             answer.force_close()  # the rest of the body is not read
             return answer
         except ConnectionResetError:
@@ -114,7 +114,6 @@ def request_guard(open_service: bool, hosts: Iterable[str], bodies: BodyReader) 
             name = None if host is None else misdirected(host)
             if name is not None:
                 raise ApiError(
-                    421,
                     "misdirected_request",
                     f"This service answers to loopback names only, not {name!r}; add it to "
                     "server.allowed_hosts or set server.base_url if it is meant",
@@ -125,7 +124,6 @@ def request_guard(open_service: bool, hosts: Iterable[str], bodies: BodyReader) 
             request.method not in SAFE_METHODS or request.path.startswith("/ping/")
         ):
             raise ApiError(
-                403,
                 "cross_site_request",
                 "A request from another site's page may not report or change anything",
                 "Sec-Fetch-Site",
@@ -137,7 +135,6 @@ def request_guard(open_service: bool, hosts: Iterable[str], bodies: BodyReader) 
             and request.content_type != "application/json"  # parameters, other spellings
         ):
             raise ApiError(
-                415,
                 "unsupported_media_type",
                 "The API takes JSON: send Content-Type: application/json",
                 "Content-Type",

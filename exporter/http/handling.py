@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,17 +15,12 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from exporter.config import Role
+from exporter.core.errors import DomainError, MonitorNotFound
 from exporter.http import appkeys
 from exporter.http.auth import Caller, bearer
 from exporter.http.errors import ApiError
 from exporter.service.state import MonitorState
-from exporter.storage.sqlite.store import (
-    BatchOfOtherMonitor,
-    Idempotency,
-    IdempotencyConflict,
-    NotFound,
-)
-from exporter.storage.sqlite.writer import WriterClosed
+from exporter.storage.interface import Idempotency
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -66,24 +60,11 @@ def _as_api_error(exc: Exception) -> ApiError | None:
     match exc:
         case ApiError():
             return exc
-        case NotFound():
-            return ApiError(404, exc.code, str(exc), exc.field)
-        case IdempotencyConflict():
-            return ApiError(
-                409,
-                "idempotency_key_reused",
-                "This Idempotency-Key was used with a different request",
-                "Idempotency-Key",
-            )
-        case BatchOfOtherMonitor():
-            return ApiError(409, "batch_monitor_mismatch", str(exc), "batch_id")
-        case WriterClosed():
-            return ApiError(503, "unavailable", "The service is shutting down")
-        case sqlite3.OperationalError():  # disk full, read-only file, I/O error: retry later
-            return ApiError(503, "unavailable", f"The database did not take the write: {exc}")
+        case DomainError():
+            return ApiError.of(exc)
         case web.HTTPException() if exc.status in _HTTP_CODES:
             code, message = _HTTP_CODES[exc.status]
-            return ApiError(exc.status, code, message)
+            return ApiError(code, message)
     return None
 
 
@@ -98,7 +79,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             if isinstance(exc, web.HTTPException):
                 raise
             log.exception("unexpected error on %s %s", request.method, request.path)
-            error = ApiError(500, "internal_error", "Unexpected error; see the service log")
+            error = ApiError("internal_error", "Unexpected error; see the service log")
         kind = request.get(REPORT_KIND)
         if kind is not None:
             request.app[appkeys.STATS].report(kind, "rejected")
@@ -145,10 +126,10 @@ async def check_roles(
     """The caller; 401 unless its token is known, 403 without one of `roles`."""
     caller = await authenticate(request, allow_session)
     if caller is None:
-        raise ApiError(401, "unauthorized", "A valid token is required")
+        raise ApiError("unauthorized", "A valid token is required")
     if not roles & caller.roles:
         wanted = " or ".join(sorted(roles))
-        raise ApiError(403, "forbidden", f"Token {caller.name!r} lacks the {wanted} role")
+        raise ApiError("forbidden", f"Token {caller.name!r} lacks the {wanted} role")
     request[CALLER] = caller
     return caller
 
@@ -162,18 +143,14 @@ def check_covered(request: web.Request, key: str) -> None:
     """404, as if the monitor did not exist, unless the caller's token covers `key`: a token
     scoped to some monitors learns nothing of the others."""
     if not caller_of(request).covers(key):
-        raise not_found(key)
+        raise MonitorNotFound(key)
 
 
 def visible_monitor(request: web.Request, key: str) -> MonitorState:
     """The monitor, if the caller's token covers it (see `check_covered`)."""
-    ms = request.app[appkeys.REPORTS].monitor(key)
+    ms = request.app[appkeys.MONITORS].get(key)
     check_covered(request, key)
     return ms
-
-
-def not_found(key: str) -> ApiError:
-    return ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
 
 
 def _field(loc: tuple[int | str, ...]) -> str | None:
@@ -185,7 +162,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(seen) != len(pairs):
         names = [name for name, _ in pairs]
         twice = next(name for name in names if names.count(name) > 1)
-        raise ApiError(400, "invalid_json", f"The key {twice!r} appears twice", twice)
+        raise ApiError("invalid_json", f"The key {twice!r} appears twice", twice)
     return seen
 
 
@@ -204,9 +181,9 @@ async def parse_body(request: web.Request, model: type[M]) -> tuple[M, bytes]:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] in ("json_invalid", "model_type"):
-            raise ApiError(400, "invalid_json", "The body must be a JSON object") from None
+            raise ApiError("invalid_json", "The body must be a JSON object") from None
         field = _field(first["loc"])
-        raise ApiError(422, "validation_error", f"{field}: {first['msg']}", field) from None
+        raise ApiError("validation_error", f"{field}: {first['msg']}", field) from None
     if raw:
         with contextlib.suppress(ValueError):  # what the validator took is JSON; be safe
             _DUPLICATES.decode(raw.decode())
@@ -226,7 +203,6 @@ def idempotency(request: web.Request, raw: bytes) -> Idempotency | None:
         " " in key
     ):
         raise ApiError(
-            400,
             "invalid_header",
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters "
             "(a UUID is usual)",
@@ -247,7 +223,7 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ApiError(422, "validation_error", f"{name} must be an integer {low}..{high}", name)
+        raise ApiError("validation_error", f"{name} must be an integer {low}..{high}", name)
     return value
 
 
@@ -255,7 +231,7 @@ def path_int(request: web.Request, name: str, code: str, what: str) -> int:
     raw = request.match_info[name]
     # ASCII digits only: str.isdigit alone takes '٣' (Arabic-Indic three) for 3
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
-        raise ApiError(404, code, f"No {what} with id {raw!r}")
+        raise ApiError(code, f"No {what} with id {raw!r}")
     return int(raw)
 
 
@@ -273,5 +249,5 @@ def decode_cursor(request: web.Request) -> tuple[float, int] | None:
     except ValueError:
         position = (math.nan, 0)
     if not math.isfinite(position[0]) or not 0 <= position[1] <= MAX_ID:
-        raise ApiError(422, "validation_error", "cursor is not one this API gave", "cursor")
+        raise ApiError("validation_error", "cursor is not one this API gave", "cursor")
     return position

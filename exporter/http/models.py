@@ -33,8 +33,6 @@ Whole = Annotated[int, _refuse_flags("int_type", "Input should be a valid intege
 Number = Annotated[float, _refuse_flags("float_type", "Input should be a valid number")]
 Flag = Annotated[bool, BeforeValidator(_refuse_numbers)]
 
-# The original's text limits; reports are truncated to them, never rejected for length.
-TEXT_LIMITS = {"integrationid": 64, "logtext": 256, "errormsg": 1024, "message": 1024}
 Count = Field(default=None, ge=0, le=2**62)
 SETTING_MAX = 2**31 - 1  # minutes or objects: far beyond any real setting, within SQLite
 
@@ -255,15 +253,3 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
-
-
-def truncate(values: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Cut texts to the original's limits; return them and the names of the cut fields."""
-    out, cut = {}, []
-    for name, value in values.items():
-        limit = TEXT_LIMITS[name]
-        if len(value) > limit:
-            value = value[:limit]
-            cut.append(name)
-        out[name] = value
-    return out, tuple(cut)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from exporter import __version__
 from exporter.http.api import ROUTES, Route
-from exporter.http.handling import MAX_IDEMPOTENCY_KEY
+from exporter.http.auth import READ
+from exporter.http.handling import MAX_IDEMPOTENCY_KEY, check_roles, json_response
 from exporter.http.models import ErrorOut
 
 _REF = "#/components/schemas/{model}"
@@ -84,3 +86,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    await check_roles(request, READ, allow_session=True)
+    return json_response(openapi_document())
+
+
+def add_openapi_route(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", openapi)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from exporter.core.reports import TEXT_LIMITS
 from exporter.http import appkeys
-from exporter.http.api import PUSH
+from exporter.http.auth import PUSH
 from exporter.http.errors import ApiError
 from exporter.http.handling import caller_of, json_response, require, visible_monitor
-from exporter.http.models import TEXT_LIMITS, BatchCreate, BatchUpdate, LogCreate
-from exporter.service.state import MonitorState
+from exporter.http.models import BatchCreate, BatchUpdate, LogCreate
 
 LOG = "log"
 MAX_EXIT_CODE = 255
@@ -53,7 +53,6 @@ def outcome(action: str) -> Outcome:
             return _ACTIONS[""]
         return Outcome("error", "errormsg", f"exit code {code}")
     raise ApiError(
-        400,
         "invalid_ping_action",
         f"A ping ends in /start, /fail, /log or an exit code 0-{MAX_EXIT_CODE}, not {action!r}",
         "action",
@@ -95,7 +94,6 @@ async def ping(request: web.Request) -> web.Response:
     if ms.monitor.settings.type == "message":
         if action == LOG:
             raise ApiError(
-                409,
                 "monitor_type_mismatch",
                 f"Every log of message monitor {key!r} is a run: report it with /ping/{key} "
                 "or /fail; /log adds a message to a batch monitor's run",
@@ -106,7 +104,8 @@ async def ping(request: web.Request) -> web.Response:
         )
         stored_log = (await reports.create_log(key, log, None, kind="ping")).record
         return _answer(request, {"log_id": stored_log.id, "logstatus": stored_log.logstatus})
-    open_batch = None if meant.status == "running" else await _running_batch(request, ms, rid)
+    monitors = request.app[appkeys.MONITORS]
+    open_batch = None if meant.status == "running" else await monitors.running_batch(ms, rid)
     if action == LOG:
         note = LogCreate.model_validate(
             {
@@ -131,16 +130,6 @@ async def ping(request: web.Request) -> web.Response:
         )
         stored = (await reports.create_batch(key, create, None, kind="ping")).record
     return _answer(request, {"batch_id": stored.id, "logstatus": stored.logstatus})
-
-
-async def _running_batch(request: web.Request, ms: MonitorState, rid: str) -> int | None:
-    if rid:
-        found = await request.app[appkeys.STORE].find_running_batch(ms.monitor.id, rid)
-        return None if found is None else found.id
-    latest = ms.latest
-    if latest is not None and latest.kind == "batch" and latest.endtime is None:
-        return latest.id
-    return None
 
 
 def add_ping_routes(app: web.Application) -> None:

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 
 from exporter.http.auth import Auth, Caller
-from exporter.storage.sqlite.store import Store
+from exporter.storage.interface import Store
 
 MAX_AGE_SECONDS = 30 * 86400
 PER_TOKEN = 50  # sessions kept per token: signing in again and again cannot grow the table

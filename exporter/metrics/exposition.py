@@ -1,7 +1,7 @@
 """/metrics text, assembled from per-monitor pieces that are rendered again only on change.
 
-The series are those of `MonitorCollector` (one definition, `monitor_samples`); this module
-only caches their text. A scrape of 10,000 monitors then joins strings instead of formatting
+The series are defined once, in `families` (`monitor_samples`); this module renders and caches
+their text. A scrape of 10,000 monitors then joins strings instead of formatting
 half a million samples, which keeps it within milliseconds and off the ingest path.
 """
 
@@ -15,15 +15,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
+from exporter.core.counters import DurationBuckets
 from exporter.metrics.families import (
     EVALUATION_FAMILIES,
     FAMILIES,
     SETTINGS_FAMILIES,
-    MonitorCollector,
     P,
     Sample,
     evaluation_samples,
+    run_samples,
     settings_samples,
+    statuses_of,
 )
 from exporter.service.state import MonitorState, State
 
@@ -100,10 +102,10 @@ class Exposition:
     every monitor's alert timestamp and nothing else).
     """
 
-    def __init__(self, state: State, monitors: MonitorCollector, service: CollectorRegistry):
+    def __init__(self, state: State, buckets: DurationBuckets, service: CollectorRegistry):
         self._state = state
-        self._monitors = monitors
-        self._service = service
+        self._buckets = buckets
+        self.service = service
         self._headers = {False: _headers(False), True: _headers(True)}
         self._membership = -1
         self._keys: list[str] = []
@@ -111,9 +113,13 @@ class Exposition:
         self._seen: list[tuple[MonitorState | None, tuple[int, int, int]]] = []
         self._parts: tuple[tuple[list[int], Callable[[MonitorState], list[Sample]]], ...] = (
             (sorted(SETTINGS_FAMILIES), settings_samples),
-            (RUN_FAMILIES, monitors.run_samples),
+            (RUN_FAMILIES, self._run_samples),
             (sorted(EVALUATION_FAMILIES), evaluation_samples),
         )
+
+    def _run_samples(self, ms: MonitorState) -> list[Sample]:
+        statuses, final = statuses_of(self._state)
+        return run_samples(ms, statuses, final, self._buckets)
 
     def _layout(self) -> None:
         """Start afresh when monitors were added or removed (their order changes)."""
@@ -154,9 +160,9 @@ class Exposition:
             out.append(header)
             out.append(b"".join(pieces))
         if openmetrics_format:
-            rest: bytes = openmetrics.generate_latest(self._service)  # type: ignore[no-untyped-call]
+            rest: bytes = openmetrics.generate_latest(self.service)  # type: ignore[no-untyped-call]
         else:
-            rest = generate_latest(self._service)
+            rest = generate_latest(self.service)
         out.append(rest)
         return out
 

@@ -1,27 +1,19 @@
-"""The Prometheus exposition: a collector over the in-memory state, and the registry around it."""
+"""The per-monitor metric families: the one definition of each monitor's series."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
-from exporter import __version__
+from exporter.core.counters import DURATION, DurationBuckets
 from exporter.core.evaluation import REASON_KINDS
 from exporter.core.records import OPERATIONS
 from exporter.core.statuses import ALERT_STATUSES
-from exporter.service.state import DURATION, DurationBuckets, MonitorState, State
-from exporter.service.stats import ServiceStats
-from exporter.storage.sqlite.store import Store
+from exporter.service.state import MonitorState, State
 
 P = "integration_monitor_"
-REPORT_KINDS = ("batch", "batch_update", "log", "ping")
-REPORT_OUTCOMES = ("stored", "duplicate", "rejected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +134,7 @@ def run_samples(
         for op in OPERATIONS
     ]
     hist = name[DURATIONS]
-    cumulative = buckets.cumulative(ms)
+    cumulative = buckets.cumulative(ms.counters)
     out += [(DURATIONS, hist + "_bucket", (key, ("le", le)), n) for le, n in cumulative]
     out.append((DURATIONS, hist + "_count", (key,), cumulative[-1][1]))
     out.append((DURATIONS, hist + "_sum", (key,), ms.counter(DURATION, "sum")))
@@ -157,130 +149,7 @@ def monitor_samples(
     return evaluation_samples(ms) + settings_samples(ms) + runs
 
 
-class MonitorCollector(Collector):
-    """Every monitor's series from the in-memory state; never touches the database."""
-
-    def __init__(self, state: State, buckets: DurationBuckets) -> None:
-        self._state = state
-        self._buckets = buckets
-
-    def statuses(self) -> tuple[list[str], list[str]]:
-        """All known statuses, and those that finish a run, sorted."""
-        statuses = sorted(self._state.severities)
-        return statuses, [st for st in statuses if self._state.is_final(st)]
-
-    def run_samples(self, ms: MonitorState) -> list[Sample]:
-        statuses, final = self.statuses()
-        return run_samples(ms, statuses, final, self._buckets)
-
-    def collect(self) -> Iterator[Metric]:
-        families = [f.metric() for f in FAMILIES]
-        statuses, final = self.statuses()
-        for _, ms in sorted(self._state.monitors.items()):
-            for index, sample_name, labels, value in monitor_samples(
-                ms, statuses, final, self._buckets
-            ):
-                families[index].add_sample(sample_name, dict(labels), value)
-        yield from families
-
-
-class ServiceCollector(Collector):
-    """The service's own metrics."""
-
-    def __init__(
-        self,
-        state: State,
-        stats: ServiceStats,
-        evaluation_interval: float,
-        store: Store,
-    ) -> None:
-        self._state = state
-        self._stats = stats
-        self._interval = evaluation_interval
-        self._store = store
-
-    def collect(self) -> Iterator[Metric]:
-        build = GaugeMetricFamily(
-            P + "build_info", "The running version; always 1.", labels=["version"]
-        )
-        build.add_metric([__version__], 1)
-        yield build
-        by_status = GaugeMetricFamily(
-            P + "monitors", "Monitors by alert status.", labels=["status"]
-        )
-        counts: dict[str, int] = dict.fromkeys(ALERT_STATUSES, 0)
-        for ms in self._state.monitors.values():
-            counts[ms.monitor.alertstatus] += 1
-        for status, n in counts.items():
-            by_status.add_metric([status], n)
-        yield by_status
-        yield GaugeMetricFamily(
-            P + "evaluation_interval_seconds",
-            "Configured evaluation interval.",
-            value=self._interval,
-        )
-        stats = self._stats
-        if stats.evaluation_last is not None:
-            yield GaugeMetricFamily(
-                P + "evaluation_last_timestamp_seconds",
-                "When the last full evaluation pass finished.",
-                value=stats.evaluation_last,
-            )
-        if stats.evaluation_duration is not None:
-            yield GaugeMetricFamily(
-                P + "evaluation_duration_seconds",
-                "How long the last full evaluation pass took.",
-                value=stats.evaluation_duration,
-            )
-        yield CounterMetricFamily(
-            P + "evaluations", "Full evaluation passes since start.", value=stats.evaluations
-        )
-        yield CounterMetricFamily(
-            P + "evaluation_errors",
-            "Monitor evaluations that raised (logged and skipped).",
-            value=stats.evaluation_errors,
-        )
-        reports = CounterMetricFamily(
-            P + "reports_received",
-            "Reports received by kind and outcome.",
-            labels=["kind", "outcome"],
-        )
-        for kind in REPORT_KINDS:
-            for outcome in REPORT_OUTCOMES:
-                reports.add_metric([kind, outcome], stats.reports[(kind, outcome)])
-        yield reports
-        yield GaugeMetricFamily(
-            P + "database_size_bytes",
-            "Size of the SQLite database file with its WAL.",
-            value=self._store.size_bytes(),
-        )
-        writer = self._store.writer
-        yield CounterMetricFamily(
-            P + "database_commits",
-            "Transactions committed by the writer (each holds a group of writes).",
-            value=writer.groups_committed,
-        )
-        yield CounterMetricFamily(
-            P + "database_writes",
-            "Writes (reports, monitor changes, evaluation results) committed.",
-            value=writer.writes_committed,
-        )
-
-
-def service_registry(
-    state: State, stats: ServiceStats, evaluation_interval: float, store: Store
-) -> CollectorRegistry:
-    """The service's own metrics with the standard process and platform collectors."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(state, stats, evaluation_interval, store))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    return registry
-
-
-def build_registry(monitors: MonitorCollector, service: CollectorRegistry) -> CollectorRegistry:
-    """Everything /metrics shows, in one registry (monitor families first)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(monitors)
-    registry.register(service)
-    return registry
+def statuses_of(state: State) -> tuple[list[str], list[str]]:
+    """All known statuses, and those that finish a run, sorted."""
+    statuses = sorted(state.severities)
+    return statuses, [st for st in statuses if state.is_final(st)]

@@ -11,7 +11,7 @@ from exporter.core.evaluation import Evaluation, evaluate_monitor
 from exporter.core.records import Transition
 from exporter.service.state import MonitorState, State
 from exporter.service.stats import ServiceStats
-from exporter.storage.sqlite.store import Store
+from exporter.storage.interface import Store
 
 log = logging.getLogger(__name__)
 

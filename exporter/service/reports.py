@@ -1,26 +1,41 @@
-"""Storing reports: batches and logs, with their counters, then the monitor's re-evaluation."""
+"""Ingest: a report is checked, stored with its counter increments, applied to the state,
+and its monitor re-evaluated. The one way a report goes, and it goes one way."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from datetime import datetime
 
-from exporter.core.records import OPERATIONS, Batch, Log
-from exporter.core.times import EARLIEST, iso
-from exporter.http.errors import ApiError
-from exporter.http.models import BatchCreate, BatchUpdate, LogCreate, truncate
-from exporter.service.state import SUCCESS, DurationBuckets, MonitorState, State
+from exporter.core.counters import CounterDelta, CounterRules
+from exporter.core.errors import (
+    BatchNotFound,
+    DomainError,
+    MonitorTypeMismatch,
+    Unavailable,
+    UnknownStatus,
+)
+from exporter.core.records import Batch, Log, correction_of
+from exporter.core.reports import (
+    TEXTS,
+    BatchChange,
+    BatchReport,
+    LogReport,
+    changed_batch,
+    check_order,
+    report_time,
+    truncate,
+)
+from exporter.service.monitors import Monitors
+from exporter.service.state import MonitorState, State
 from exporter.service.stats import ServiceStats
-from exporter.storage.sqlite.store import CounterDelta, Idempotency, NewBatch, NewLog, Store, Stored
+from exporter.storage.interface import Idempotency, NewBatch, NewLog, Store, Stored
 
-
-def _counts(record: Batch) -> tuple[int, int, int]:
-    return (record.no_created, record.no_updated, record.no_deleted)
+# A change of a batch is decided on the batch as read, then written only if the batch is still
+# that one; another change in between (a ping's finish racing a PATCH) means deciding again.
+CHANGE_ATTEMPTS = 5
 
 
 class Reports:
-    """Validates reports against the monitors and statuses, stores them, updates the state.
+    """Checks reports against the monitors and statuses, stores them, updates the state.
 
     `after_report` is called with the monitor's state once a report is committed and applied
     (the evaluator re-evaluates it there, so a failed run shows on /metrics at once).
@@ -30,114 +45,44 @@ class Reports:
         self,
         store: Store,
         state: State,
-        buckets: DurationBuckets,
+        monitors: Monitors,
+        rules: CounterRules,
         clock: Callable[[], float],
         stats: ServiceStats,
         after_report: Callable[[MonitorState], None],
     ) -> None:
         self._store = store
         self._max_skew = state.max_clock_skew  # the one allowance, also the state's plausibility
-        self._running = frozenset(s for s, sev in state.severities.items() if sev == "running")
         self._state = state
-        self._buckets = buckets
+        self._monitors = monitors
+        self._rules = rules
         self._clock = clock
         self._stats = stats
         self._after_report = after_report
 
-    def monitor(self, key: str) -> MonitorState:
-        """The monitor's state, or the original's errors for an empty or unknown key."""
-        if not key:
-            raise ApiError(400, "missing_integration_key", "integration_key is empty", "key")
-        ms = self._state.get(key)
-        if ms is None:
-            raise ApiError(404, "monitor_not_found", f"No monitor with integration_key {key!r}")
-        return ms
-
     def _check_status(self, status: str) -> None:
-        if status not in self._state.severities:
-            known = ", ".join(sorted(self._state.severities))
-            raise ApiError(
-                422, "invalid_status", f"Unknown logstatus {status!r}; known: {known}", "logstatus"
-            )
-
-    def _time(self, value: datetime | None, field: str, now: float) -> float | None:
-        """A report's time as Unix seconds, if it could be true: not before 2000, not later
-        than now plus the clock-skew allowance (a time in 2100 would stay the latest run)."""
-        if value is None:
-            return None
-        ts = value.timestamp()
-        latest = now + self._max_skew
-        if EARLIEST <= ts <= latest:
-            return ts
-        raise ApiError(
-            422,
-            "validation_error",
-            f"{field} {iso(ts)} is outside the accepted range {iso(EARLIEST)} to {iso(latest)} "
-            f"(now plus {self._max_skew:g} s of clock skew)",
-            field,
-        )
-
-    def batch_deltas(self, old: Batch | None, new: Batch) -> list[CounterDelta]:
-        """Counter increments when a batch is stored: a run counts once, when it finishes."""
-        final = self._state.is_final
-        if not final(new.logstatus):
-            return []
-        deltas: list[CounterDelta] = []
-        if self._state.severity(new.logstatus) == "ok":
-            end = new.endtime if new.endtime is not None else new.starttime
-            # Never later than the report itself: a fast clock must not pin the time ahead.
-            deltas.append((*SUCCESS, min(end, new.updated_at)))
-        if old is None or not final(old.logstatus):
-            deltas.append(("runs", new.logstatus, 1.0))
-            deltas += [
-                ("objects", op, float(n)) for op, n in zip(OPERATIONS, _counts(new), strict=True)
-            ]
-            if new.duration is not None:
-                deltas += self._buckets.deltas(new.duration)
-            return deltas
-        # A correction of a finished batch: counters never go back, so only growth is added.
-        return deltas + [
-            ("objects", op, float(n - o))
-            for op, n, o in zip(OPERATIONS, _counts(new), _counts(old), strict=True)
-            if n > o
-        ]
-
-    def _log_deltas(self, ms: MonitorState, status: str, now: float) -> list[CounterDelta]:
-        deltas: list[CounterDelta] = [("logs", status, 1.0)]
-        if ms.monitor.settings.type == "message" and self._state.is_final(status):
-            deltas.append(("runs", status, 1.0))
-            if self._state.severity(status) == "ok":
-                deltas.append((*SUCCESS, now))
-        return deltas
+        if status not in self._rules.severities:
+            raise UnknownStatus(status, sorted(self._rules.severities))
 
     def _done(self, kind: str, stored: Stored[Batch] | Stored[Log]) -> None:
         self._stats.report(kind, "duplicate" if stored.replayed else "stored")
 
     async def create_batch(
-        self, key: str, body: BatchCreate, idempotency: Idempotency | None, kind: str = "batch"
+        self, key: str, body: BatchReport, idempotency: Idempotency | None, kind: str = "batch"
     ) -> Stored[Batch]:
-        ms = self.monitor(key)
+        ms = self._monitors.get(key)
         if ms.monitor.settings.type != "batch":
-            raise ApiError(
-                409,
-                "monitor_type_mismatch",
-                f"Monitor {key!r} is a message monitor: report logs, not batches",
+            raise MonitorTypeMismatch(
+                f"Monitor {key!r} is a message monitor: report logs, not batches"
             )
         self._check_status(body.logstatus)
         now = self._clock()
-        texts, cut = truncate(
-            {
-                "integrationid": body.integrationid,
-                "logtext": body.logtext,
-                "errormsg": body.errormsg,
-            }
-        )
-        start = self._time(body.starttime, "starttime", now) or now
-        end = self._time(body.endtime, "endtime", now)
-        if end is None and self._state.is_final(body.logstatus):
+        texts, cut = truncate({name: getattr(body, name) for name in TEXTS})
+        start = report_time(body.starttime, "starttime", now, self._max_skew) or now
+        end = report_time(body.endtime, "endtime", now, self._max_skew)
+        if end is None and self._rules.is_final(body.logstatus):
             end = max(now, start)
-        if end is not None and end < start:
-            raise ApiError(422, "validation_error", "endtime is before starttime", "endtime")
+        check_order(start, end)
         new = NewBatch(
             logstatus=body.logstatus,
             starttime=start,
@@ -148,11 +93,12 @@ class Reports:
             no_deleted=body.no_deleted,
             **texts,
         )
+        deltas = self._rules.batch(None, new, now)
         stored = await self._store.create_batch(
-            ms.monitor.id, key, new, now, cut, idempotency, self.batch_deltas
+            ms.monitor.id, key, new, now, cut, idempotency, deltas
         )
         if not stored.replayed:
-            self._state.apply_batch(stored.record, self.batch_deltas(None, stored.record))
+            self._state.apply_batch(stored.record, deltas)
             self._after_report(ms)
         self._done(kind, stored)
         return stored
@@ -160,82 +106,77 @@ class Reports:
     async def update_batch(
         self,
         batch_id: int,
-        body: BatchUpdate,
+        body: BatchChange,
         idempotency: Idempotency | None,
         kind: str = "batch_update",
         token: str = "",
     ) -> Stored[Batch]:
-        """Finish or change a batch; a change of a finished one is recorded with `token`."""
+        """Finish or change a batch; a change of a finished one is recorded with `token`.
+
+        1. Read the batch; decide what the change makes of it (or refuse the change).
+        2. Store the new batch if the stored one is still the one read; else start again.
+        """
         self._check_status(body.logstatus)
-        now = self._clock()
-        given = {
-            name: value
-            for name in ("integrationid", "logtext", "errormsg")
-            if (value := getattr(body, name)) is not None
-        }
+        given = {name: value for name in TEXTS if (value := getattr(body, name)) is not None}
         texts, cut = truncate(given)
-        final = self._state.is_final
-        given_end = self._time(body.endtime, "endtime", now)
-
-        def change(old: Batch) -> Batch:
-            if final(old.logstatus) and not final(body.logstatus):
-                raise ApiError(
-                    409,
-                    "batch_already_finished",
-                    f"Batch {old.id} finished as {old.logstatus!r}; it cannot run again",
-                    "logstatus",
-                )
-            end = given_end
-            if end is None and final(body.logstatus):
-                end = old.endtime if old.endtime is not None else max(now, old.starttime)
-            if end is not None and end < old.starttime:
-                raise ApiError(422, "validation_error", "endtime is before starttime", "endtime")
-            counts = {
-                name: value
-                for name in ("no_created", "no_updated", "no_deleted")
-                if (value := getattr(body, name)) is not None
-            }
-            return dataclasses.replace(
-                old,
-                logstatus=body.logstatus,
-                endtime=end,
-                duration=None if end is None else end - old.starttime,
-                updated_at=now,
-                integrationid=texts.get("integrationid", old.integrationid),
-                logtext=texts.get("logtext", old.logtext),
-                errormsg=texts.get("errormsg", old.errormsg),
-                no_created=counts.get("no_created", old.no_created),
-                no_updated=counts.get("no_updated", old.no_updated),
-                no_deleted=counts.get("no_deleted", old.no_deleted),
-            )
-
-        old, stored = await self._store.update_batch(
-            batch_id, change, cut, idempotency, self.batch_deltas, self._running, token
-        )
+        for _ in range(CHANGE_ATTEMPTS):
+            done = await self._change(batch_id, body, texts, cut, idempotency, token)
+            if done is not None:
+                break
+        else:
+            raise Unavailable(f"Batch {batch_id} kept changing meanwhile; send the change again")
+        stored, deltas = done
         if not stored.replayed:
-            self._state.apply_batch(stored.record, self.batch_deltas(old, stored.record))
+            self._state.apply_batch(stored.record, deltas)
             ms = self._state.by_id(stored.record.monitor_id)
             if ms is not None:
                 self._after_report(ms)
         self._done(kind, stored)
         return stored
 
+    async def _change(
+        self,
+        batch_id: int,
+        body: BatchChange,
+        texts: dict[str, str],
+        cut: tuple[str, ...],
+        idempotency: Idempotency | None,
+        token: str,
+    ) -> tuple[Stored[Batch], list[CounterDelta]] | None:
+        """One attempt at a change; None when the batch changed between the read and the write."""
+        now = self._clock()
+        end = report_time(body.endtime, "endtime", now, self._max_skew)
+        old = await self._store.get_batch(batch_id)
+        if old is None:
+            raise BatchNotFound(batch_id)
+        try:
+            new = changed_batch(old, body, texts, end, now, self._rules.is_final)
+        except DomainError:
+            # A retry of a change that was stored gets that change's answer, not a refusal.
+            replay = None if idempotency is None else await self._replay(idempotency, old)
+            if replay is None:
+                raise
+            return replay, []
+        final = self._rules.is_final(old.logstatus)
+        correction = correction_of(old, new, token) if final else None
+        deltas = self._rules.batch(old, new, now)
+        stored = await self._store.update_batch(old, new, cut, idempotency, deltas, correction)
+        return None if stored is None else (stored, deltas)
+
+    async def _replay(self, idempotency: Idempotency, old: Batch) -> Stored[Batch] | None:
+        replay = await self._store.replayed(idempotency, old.monitor_id, "batch")
+        record = None if replay is None else await self._store.get_batch(replay[0])
+        return None if replay is None or record is None else Stored(record, True, replay[1])
+
     async def create_log(
-        self, key: str, body: LogCreate, idempotency: Idempotency | None, kind: str = "log"
+        self, key: str, body: LogReport, idempotency: Idempotency | None, kind: str = "log"
     ) -> Stored[Log]:
-        ms = self.monitor(key)
+        ms = self._monitors.get(key)
         self._check_status(body.logstatus)
         now = self._clock()
-        texts, cut = truncate(
-            {
-                "integrationid": body.integrationid,
-                "logtext": body.logtext,
-                "errormsg": body.errormsg,
-                "message": body.message,
-            }
-        )
+        texts, cut = truncate({name: getattr(body, name) for name in (*TEXTS, "message")})
         new = NewLog(batch_id=body.batch_id, logstatus=body.logstatus, **texts)
-        deltas = self._log_deltas(ms, body.logstatus, now)
+        deltas = self._rules.log(ms.monitor.settings.type, body.logstatus, now)
         stored = await self._store.create_log(
             ms.monitor.id, key, new, now, cut, idempotency, deltas
         )

@@ -6,18 +6,15 @@ Everything here runs on the event loop thread, so no locks are needed.
 
 from __future__ import annotations
 
-import bisect
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from exporter.core.counters import SUCCESS, CounterDelta, merge
 from exporter.core.evaluation import Evaluation, severity_of
 from exporter.core.records import Batch, Log, Monitor, Run, Transition
 from exporter.core.statuses import Severity
-from exporter.storage.sqlite.store import LATEST, CounterDelta, MonitorRuns
-
-DURATION = "duration"
-SUCCESS = (LATEST, "success")  # the end of the latest run with severity ok
+from exporter.storage.interface import MonitorRuns
 
 
 @dataclass(slots=True)
@@ -40,33 +37,6 @@ class MonitorState:
     @property
     def last_success(self) -> float | None:
         return self.counters.get(SUCCESS)
-
-
-def bucket_name(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
-class DurationBuckets:
-    """Maps a run duration to its histogram bucket (stored per bucket, not cumulative)."""
-
-    def __init__(self, bounds: Iterable[float]) -> None:
-        self.bounds = (*(float(b) for b in bounds), float("inf"))
-        self.names = tuple(bucket_name(b) for b in self.bounds)
-
-    def deltas(self, duration: float) -> list[CounterDelta]:
-        index = bisect.bisect_left(self.bounds, duration)
-        return [
-            (DURATION, self.names[index], 1.0),
-            (DURATION, "sum", duration),
-        ]
-
-    def cumulative(self, state: MonitorState) -> list[tuple[str, float]]:
-        """(le, cumulative count) for every bucket, as the exposition wants it."""
-        total, out = 0.0, []
-        for name in self.names:
-            total += state.counter(DURATION, name)
-            out.append((name, total))
-        return out
 
 
 class State:
@@ -131,8 +101,7 @@ class State:
             return
         for kind, name, delta in deltas:
             key = _counter_key(kind, name)
-            old = ms.counters.get(key, 0.0)
-            ms.counters[key] = max(old, delta) if kind == LATEST else old + delta
+            ms.counters[key] = merge(kind, ms.counters.get(key), delta)
         counts_as_run = (run.kind == "batch") == (ms.monitor.settings.type == "batch")
         if counts_as_run and plausible:
             if ms.latest is None or ms.latest.id == run.id or run.order > ms.latest.order:

@@ -19,14 +19,14 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from exporter.core.errors import DomainError
 from exporter.core.evaluation import format_span, severity_of
 from exporter.core.records import Batch, Correction, Log, Transition
 from exporter.core.statuses import Severity
 from exporter.core.times import format_time, iso
 from exporter.http import appkeys
-from exporter.http.api import READ
-from exporter.http.auth import Caller
-from exporter.http.errors import ApiError
+from exporter.http.auth import READ, Caller
+from exporter.http.errors import ApiError, api_error
 from exporter.http.handling import (
     CALLER,
     SESSION_COOKIE,
@@ -481,7 +481,7 @@ def _cross_site(request: web.Request) -> web.Response | None:
     """The sign-in and sign-out forms take posts from this site's own pages only."""
     if _same_origin(request):
         return None
-    return error_page(request, ApiError(403, "forbidden", "Cross-site form post refused"))
+    return error_page(request, ApiError("forbidden", "Cross-site form post refused"))
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -532,7 +532,8 @@ def page(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except ApiError as exc:
+        except (ApiError, DomainError) as raised:
+            exc = api_error(raised)
             if exc.status == 401 and "Authorization" not in request.headers:
                 return _redirect("/login?" + urlencode({"next": request.path_qs}))
             return error_page(request, exc)
@@ -599,27 +600,27 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
     """One monitor: settings, status and reasons, charts, recent runs, transitions."""
     await authorize(request)
     key = request.match_info["key"]
-    state, store = request.app[appkeys.STATE], request.app[appkeys.STORE]
+    state, monitors = request.app[appkeys.STATE], request.app[appkeys.MONITORS]
     ms = visible_monitor(request, key)
     now = request.app[appkeys.CLOCK]()
     m, sev = ms.monitor, state.severities
     batches: list[BatchView] = []
     logs: list[LogView] = []
     if m.settings.type == "batch":
-        recent = await store.list_batches(m.id, CHART_RUNS, None)
+        recent = await monitors.batches(ms, CHART_RUNS)
         durations = [b.duration for b in recent if b.duration is not None]
         longest = max(durations) if durations else None
         interval = m.settings.alert_interval * 60.0
         corrected: dict[int, list[Correction]] = {}
-        for c in await store.list_corrections([b.id for b in recent[:TABLE_RUNS]]):
+        for c in await monitors.corrections([b.id for b in recent[:TABLE_RUNS]]):
             corrected.setdefault(c.batch_id, []).append(c)
         later_finished = False  # newest first: has a run after this one finished?
         for b in recent[:TABLE_RUNS]:
-            batch_logs = await store.list_logs(None, LOGS_PER_BATCH, None, batch_id=b.id)
+            batch_logs = await monitors.batch_logs(b.id, LOGS_PER_BATCH)
             warning = left_running(b, now, later_finished, interval, longest)
             batches.append(batch_view(b, batch_logs, now, sev, warning, corrected.get(b.id, ())))
             later_finished = later_finished or b.endtime is not None
-        loose = await store.list_logs(m.id, TABLE_RUNS, None, outside_batches=True)
+        loose = await monitors.logs(ms, TABLE_RUNS, outside_batches=True)
         logs = [log_view(x, now, sev) for x in loose]
         runs = chart_runs(recent, sev, now)
         charts = [
@@ -627,10 +628,10 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
             ("Objects per run", counts_chart(runs), ("created", "updated", "deleted")),
         ]
     else:
-        recent_logs = await store.list_logs(m.id, CHART_RUNS, None)
+        recent_logs = await monitors.logs(ms, CHART_RUNS)
         logs = [log_view(x, now, sev) for x in recent_logs[:TABLE_RUNS]]
         charts = [("Recent logs", status_strip(chart_runs(recent_logs, sev, now)), ())]
-    transitions = await store.list_transitions(m.id, TRANSITIONS)
+    transitions = await monitors.transitions(ms, TRANSITIONS)
     base = request.app[appkeys.CONFIG].server.base_url.rstrip("/")
     base = base or f"{request.scheme}://{request.host}"
     return render(
@@ -678,7 +679,8 @@ async def badge(request: web.Request) -> web.StreamResponse:
     try:
         await authorize(request)
         ms = visible_monitor(request, key)
-    except ApiError as exc:
+    except (ApiError, DomainError) as raised:
+        exc = api_error(raised)
         if _wants_json(request):
             return json_response(exc.body(), exc.status)
         message = {401: "sign in required", 403: "forbidden"}.get(exc.status, "not found")

@@ -8,96 +8,37 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from functools import partial
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from exporter.core.records import (
-    Batch,
-    Correction,
-    Log,
-    Monitor,
-    MonitorSettings,
-    Transition,
-    batch_changes,
+from exporter.core.counters import LATEST, CounterDelta, keeps_maximum, merge
+from exporter.core.errors import (
+    BatchNotFound,
+    BatchOfOtherMonitor,
+    IdempotencyConflict,
+    MonitorNotFound,
+    Unavailable,
 )
-from exporter.storage.sqlite.writer import GroupCommitWriter
+from exporter.core.records import Batch, Correction, Log, Monitor, MonitorSettings, Transition
+from exporter.storage.interface import (
+    EvaluationRow,
+    Idempotency,
+    MonitorRuns,
+    NewBatch,
+    NewLog,
+    Stored,
+    StoreStats,
+)
+from exporter.storage.sqlite.writer import GroupCommitWriter, WriterClosed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-R = TypeVar("R")
 
-CounterDelta = tuple[str, str, float]  # (kind, name, delta)
 CORRECTIONS_KEPT = 20  # per batch
-LATEST = "latest"  # counters of this kind keep the maximum (a time), not the sum
-
-
-class NotFound(Exception):
-    """A monitor or batch that does not exist; `code` is the API error code."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
-
-
-class IdempotencyConflict(Exception):
-    """An Idempotency-Key seen before with a different request."""
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    """A report's Idempotency-Key, scoped to the token that sent it (and to its monitor)."""
-
-    key: str
-    fingerprint: str
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Stored(Generic[R]):
-    """The result of a report: the record, whether it was a replay, and the truncated fields."""
-
-    record: R
-    replayed: bool
-    truncated: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NewBatch:
-    logstatus: str
-    integrationid: str
-    starttime: float
-    endtime: float | None
-    duration: float | None
-    no_created: int
-    no_updated: int
-    no_deleted: int
-    logtext: str
-    errormsg: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewLog:
-    batch_id: int | None
-    logstatus: str
-    integrationid: str
-    logtext: str
-    errormsg: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorRuns:
-    """What the in-memory state needs of one monitor at start."""
-
-    monitor: Monitor
-    latest: Batch | Log | None
-    latest_finished: Batch | Log | None
-    counters: list[tuple[str, str, float]]
 
 
 _MONITOR_COLS = (
@@ -172,11 +113,13 @@ def _connect_writer(path: str, synchronous: str) -> Callable[[], sqlite3.Connect
     return connect
 
 
-class Store:
-    """The SQLite store. Writes go through one group-commit writer; reads use aiosqlite."""
+class SqliteStore:
+    """The SQLite store (see `exporter.storage.interface.Store`). Writes go through one
+    group-commit writer; reads use aiosqlite. Driver errors leave as `Unavailable`."""
 
     def __init__(self, path: str, max_group: int = 512, synchronous: str = "FULL") -> None:
         self.path = path
+        self.description = path
         self._writer = GroupCommitWriter(
             _connect_writer(path, synchronous),
             max_group,
@@ -203,19 +146,32 @@ class Store:
 
     @property
     def writer(self) -> GroupCommitWriter:
+        """The group-commit writer (for this implementation's own tests)."""
         return self._writer
+
+    def stats(self) -> StoreStats:
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(self.path + suffix)
+        writer = self._writer
+        return StoreStats(size, writer.groups_committed, writer.writes_committed)
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write in the next group commit; driver errors become domain errors."""
+        try:
+            return await self._writer.run(op)
+        except WriterClosed:
+            raise Unavailable("The service is shutting down") from None
+        except sqlite3.OperationalError as exc:  # disk full, read-only file, I/O error
+            raise Unavailable(f"The database did not take the write: {exc}") from None
 
     def _count(self, monitor_id: int, deltas: Iterable[CounterDelta]) -> None:
         pending = self._pending
         for kind, name, delta in deltas:
-            if not delta:
-                continue
-            key = (monitor_id, kind, name)
-            old = pending.get(key)
-            if old is None:
-                pending[key] = delta
-            else:
-                pending[key] = max(old, delta) if kind == LATEST else old + delta
+            if delta:
+                key = (monitor_id, kind, name)
+                pending[key] = merge(kind, pending.get(key), delta)
 
     def _flush_counters(self, conn: sqlite3.Connection) -> None:
         pending, self._pending = self._pending, {}
@@ -228,8 +184,11 @@ class Store:
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "store not open"
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        try:
+            async with self._reader.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"The database did not answer: {exc}") from None
 
     # -- monitors ---------------------------------------------------------------------------
 
@@ -251,7 +210,7 @@ class Store:
             created = bool(cur.fetchone()[0])
             return _get_monitor(conn, key), created
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def patch_monitor(self, key: str, changes: dict[str, Any], now: float) -> Monitor:
         def op(conn: sqlite3.Connection) -> Monitor:
@@ -264,7 +223,7 @@ class Store:
             )
             return _get_monitor(conn, key)
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def delete_monitor(self, key: str) -> Monitor:
         def op(conn: sqlite3.Connection) -> Monitor:
@@ -273,14 +232,7 @@ class Store:
             self._pending = {k: v for k, v in self._pending.items() if k[0] != old.id}
             return old
 
-        return await self._writer.run(op)
-
-    async def get_monitor(self, key: str) -> Monitor | None:
-        rows = await self._all(
-            f"SELECT {_MONITOR_COLS} FROM integration_monitor m WHERE m.integration_key = ?",
-            (key,),
-        )
-        return _monitor(rows[0]) if rows else None
+        return await self._write(op)
 
     async def list_monitors(self) -> list[Monitor]:
         rows = await self._all(
@@ -289,7 +241,7 @@ class Store:
         return [_monitor(r) for r in rows]
 
     async def save_evaluations(
-        self, results: Sequence[tuple[int, str, str, float]], transitions: Sequence[Transition]
+        self, results: Sequence[EvaluationRow], transitions: Sequence[Transition]
     ) -> None:
         """Store alert statuses (monitor_id, status, text, time) and their transitions."""
 
@@ -309,7 +261,7 @@ class Store:
                 ],
             )
 
-        await self._writer.run(op)
+        await self._write(op)
 
     async def list_corrections(self, batch_ids: Sequence[int]) -> list[Correction]:
         """The corrections of these batches, oldest first."""
@@ -341,7 +293,7 @@ class Store:
                 (token_digest, per_token),
             )
 
-        await self._writer.run(op)
+        await self._write(op)
 
     async def find_session(self, id_hash: bytes, now: float) -> bytes | None:
         """The token digest of a session that has not expired."""
@@ -352,7 +304,7 @@ class Store:
         return bytes(rows[0][0]) if rows else None
 
     async def delete_session(self, id_hash: bytes) -> None:
-        await self._writer.run(
+        await self._write(
             lambda conn: conn.execute("DELETE FROM web_session WHERE id_hash = ?", (id_hash,))
         )
 
@@ -374,7 +326,7 @@ class Store:
         now: float,
         truncated: tuple[str, ...],
         idempotency: Idempotency | None,
-        deltas: Callable[[Batch | None, Batch], list[CounterDelta]],
+        deltas: Sequence[CounterDelta],
     ) -> Stored[Batch]:
         def op(conn: sqlite3.Connection) -> Stored[Batch]:
             replay = _replay(conn, idempotency, monitor_id, "batch")
@@ -408,43 +360,34 @@ class Store:
                 n.errormsg, now, now,
             )  # fmt: skip
             _remember(conn, idempotency, monitor_id, "batch", batch.id, truncated, now)
-            self._count(monitor_id, deltas(None, batch))
+            self._count(monitor_id, deltas)
             return Stored(batch, False, truncated)
 
         try:
-            return await self._writer.run(op)
+            return await self._write(op)
         except sqlite3.IntegrityError as exc:
             raise _monitor_gone(key, exc) from None
 
     async def update_batch(
         self,
-        batch_id: int,
-        change: Callable[[Batch], Batch],
+        old: Batch,
+        new: Batch,
         truncated: tuple[str, ...],
         idempotency: Idempotency | None,
-        deltas: Callable[[Batch | None, Batch], list[CounterDelta]],
-        running_statuses: frozenset[str] = frozenset(),
-        token: str = "",
-    ) -> tuple[Batch, Stored[Batch]]:
-        """Apply `change` to a stored batch; return the old one and the stored result.
-
-        A batch that had finished (its status is not one of `running_statuses`) and comes back
-        with other values is a correction: it is recorded, with the token that sent it.
-        """
-
-        def op(conn: sqlite3.Connection) -> tuple[Batch, Stored[Batch]]:
-            old = _get_batch(conn, batch_id)
+        deltas: Sequence[CounterDelta],
+        correction: Correction | None,
+    ) -> Stored[Batch] | None:
+        def op(conn: sqlite3.Connection) -> Stored[Batch] | None:
             replay = _replay(conn, idempotency, old.monitor_id, "batch")
             if replay is not None:
-                return old, Stored(old, True, replay[1])
-            new = change(old)
-            changes = batch_changes(old, new)
-            if old.logstatus not in running_statuses and changes:
-                _record_correction(conn, old, new, token, changes)
-            conn.execute(
+                return Stored(_get_batch(conn, replay[0]), True, replay[1])
+            # Compare and set: every value a change could have made must still be `old`'s.
+            changed = conn.execute(
                 "UPDATE integration_monitor_batch SET logstatus = ?, integrationid = ?, "
                 "endtime = ?, duration = ?, no_created = ?, no_updated = ?, no_deleted = ?, "
-                "logtext = ?, errormsg = ?, updated_at = ? WHERE id = ?",
+                "logtext = ?, errormsg = ?, updated_at = ? WHERE id = ? AND logstatus = ? "
+                "AND endtime IS ? AND no_created = ? AND no_updated = ? AND no_deleted = ? "
+                "AND updated_at = ? AND integrationid = ? AND logtext = ? AND errormsg = ?",
                 (
                     new.logstatus,
                     new.integrationid,
@@ -456,16 +399,37 @@ class Store:
                     new.logtext,
                     new.errormsg,
                     new.updated_at,
-                    batch_id,
+                    old.id,
+                    old.logstatus,
+                    old.endtime,
+                    old.no_created,
+                    old.no_updated,
+                    old.no_deleted,
+                    old.updated_at,
+                    old.integrationid,
+                    old.logtext,
+                    old.errormsg,
                 ),
-            )
-            _remember(
-                conn, idempotency, old.monitor_id, "batch", batch_id, truncated, new.updated_at
-            )
-            self._count(old.monitor_id, deltas(old, new))
-            return old, Stored(new, False, truncated)
+            ).rowcount
+            if not changed:
+                return None
+            if correction is not None:
+                _record_correction(conn, correction)
+            _remember(conn, idempotency, old.monitor_id, "batch", old.id, truncated, new.updated_at)
+            self._count(old.monitor_id, deltas)
+            return Stored(new, False, truncated)
 
-        return await self._writer.run(op)
+        return await self._write(op)
+
+    async def replayed(
+        self, idempotency: Idempotency, monitor_id: int, resource: str
+    ) -> tuple[int, tuple[str, ...]] | None:
+        rows = await self._all(
+            "SELECT fingerprint, resource, resource_id, truncated FROM idempotency_key "
+            "WHERE monitor_id = ? AND key = ? AND token IN (?, '') LIMIT 1",
+            (monitor_id, idempotency.key, idempotency.token),
+        )
+        return _replayed(rows[0] if rows else None, idempotency, resource)
 
     async def create_log(
         self,
@@ -475,7 +439,7 @@ class Store:
         now: float,
         truncated: tuple[str, ...],
         idempotency: Idempotency | None,
-        deltas: list[CounterDelta],
+        deltas: Sequence[CounterDelta],
     ) -> Stored[Log]:
         def op(conn: sqlite3.Connection) -> Stored[Log]:
             replay = _replay(conn, idempotency, monitor_id, "log")
@@ -484,8 +448,8 @@ class Store:
             if new.batch_id is not None:
                 try:
                     owner = _get_batch(conn, new.batch_id).monitor_id
-                except NotFound as exc:
-                    raise NotFound(exc.code, str(exc), "batch_id") from None
+                except BatchNotFound:
+                    raise BatchNotFound(new.batch_id, "batch_id") from None
                 if owner != monitor_id:
                     raise BatchOfOtherMonitor(new.batch_id)
             cur = conn.execute(
@@ -513,7 +477,7 @@ class Store:
             return Stored(entry, False, truncated)
 
         try:
-            return await self._writer.run(op)
+            return await self._write(op)
         except sqlite3.IntegrityError as exc:
             raise _monitor_gone(key, exc) from None
 
@@ -632,14 +596,7 @@ class Store:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS readiness (x)")
             conn.execute("DELETE FROM readiness")
 
-        await self._writer.run(op)
-
-    def size_bytes(self) -> int:
-        total = 0
-        for suffix in ("", "-wal"):
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(self.path + suffix)
-        return total
+        await self._write(op)
 
     async def repair_success_times(self, limit: float, ok_statuses: Sequence[str]) -> int:
         """Bring back to earth last-success times beyond `limit` (now plus the clock skew).
@@ -685,7 +642,7 @@ class Store:
                     )
             return len(ids)
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def prune(
         self,
@@ -722,7 +679,7 @@ class Store:
                 "FROM integration_monitor m) WHERE id IS NOT NULL"
             )
 
-        await self._writer.run(remember_latest)
+        await self._write(remember_latest)
         deleted = 0
         for table, keep in (
             ("integration_monitor_log", "keep_log"),
@@ -741,7 +698,7 @@ class Store:
                 f"WHERE id < ? AND id NOT IN {keep} LIMIT ?)"
             )
             while True:
-                count: int = await self._writer.run(partial(_rowcount, sql, (rows[0][0], chunk)))
+                count: int = await self._write(partial(_rowcount, sql, (rows[0][0], chunk)))
                 deleted += count
                 if count < chunk:
                     break
@@ -750,7 +707,7 @@ class Store:
             conn.execute("DELETE FROM idempotency_key WHERE created_at < ?", (idempotency_cutoff,))
             conn.execute("DELETE FROM web_session WHERE expires_at < ?", (idempotency_cutoff,))
 
-        await self._writer.run(forget)
+        await self._write(forget)
         return deleted + await self._prune_transitions(transitions_kept, chunk)
 
     async def _prune_transitions(self, kept: int, chunk: int) -> int:
@@ -774,21 +731,14 @@ class Store:
 
         deleted = 0
         for start in range(0, len(crowded), step):
-            deleted += await self._writer.run(partial(op, crowded[start : start + step]))
+            deleted += await self._write(partial(op, crowded[start : start + step]))
         return deleted
-
-
-class BatchOfOtherMonitor(Exception):
-    """A log names a batch of another monitor."""
-
-    def __init__(self, batch_id: int) -> None:
-        super().__init__(f"batch {batch_id} belongs to another monitor")
 
 
 def _monitor_gone(key: str, exc: sqlite3.IntegrityError) -> Exception:
     """A report for a monitor deleted since it was looked up: not found, as if a moment later."""
     if "FOREIGN KEY" in str(exc):
-        return NotFound("monitor_not_found", f"No monitor with integration_key {key!r}")
+        return MonitorNotFound(key)
     return exc
 
 
@@ -801,7 +751,7 @@ def _get_monitor(conn: sqlite3.Connection, key: str) -> Monitor:
         f"SELECT {_MONITOR_COLS} FROM integration_monitor m WHERE m.integration_key = ?", (key,)
     ).fetchone()
     if row is None:
-        raise NotFound("monitor_not_found", f"No monitor with integration_key {key!r}")
+        raise MonitorNotFound(key)
     return _monitor(row)
 
 
@@ -810,7 +760,7 @@ def _get_batch(conn: sqlite3.Connection, batch_id: int) -> Batch:
         f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id = ?", (batch_id,)
     ).fetchone()
     if row is None:
-        raise NotFound("batch_not_found", f"No batch with id {batch_id}")
+        raise BatchNotFound(batch_id)
     return _batch(row)
 
 
@@ -820,16 +770,21 @@ def _get_log(conn: sqlite3.Connection, log_id: int) -> Log:
     return _log(row)
 
 
+_UPSERT = (
+    "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = "
+)
+
+
 def _add_counters(conn: sqlite3.Connection, rows: list[tuple[int, str, str, float]]) -> None:
-    """Add to counters (monitor_id, kind, name, delta)."""
-    if rows:
-        conn.executemany(
-            "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = CASE "
-            f"WHEN excluded.kind = '{LATEST}' THEN max(value, excluded.value) "
-            "ELSE value + excluded.value END",
-            rows,
-        )
+    """Apply increments (monitor_id, kind, name, delta): added, or kept as the maximum for
+    the kinds the core says keep one (`keeps_maximum`)."""
+    added = [row for row in rows if not keeps_maximum(row[1])]
+    if added:
+        conn.executemany(_UPSERT + "value + excluded.value", added)
+    if len(added) < len(rows):
+        kept = [row for row in rows if keeps_maximum(row[1])]
+        conn.executemany(_UPSERT + "max(value, excluded.value)", kept)
 
 
 def _replay(
@@ -842,10 +797,17 @@ def _replay(
         "WHERE monitor_id = ? AND key = ? AND token IN (?, '') LIMIT 1",
         (monitor_id, idempotency.key, idempotency.token),
     ).fetchone()
+    return _replayed(row, idempotency, resource)
+
+
+def _replayed(
+    row: Sequence[Any] | None, idempotency: Idempotency, resource: str
+) -> tuple[int, tuple[str, ...]] | None:
+    """What an earlier request with the key stored; `IdempotencyConflict` if it asked else."""
     if row is None:
         return None
     if row[0] != idempotency.fingerprint or row[1] != resource:
-        raise IdempotencyConflict(idempotency.key)
+        raise IdempotencyConflict()
     return row[2], tuple(json.loads(row[3] or "[]"))
 
 
@@ -875,18 +837,17 @@ def _remember(
         )
 
 
-def _record_correction(
-    conn: sqlite3.Connection, old: Batch, new: Batch, token: str, changes: list[str]
-) -> None:
+def _record_correction(conn: sqlite3.Connection, correction: Correction) -> None:
     """Keep a correction of a finished batch, and only its newest few: a job re-reporting
     the same batch for ever must not grow the table for ever."""
+    c = correction
     conn.execute(
         "INSERT INTO batch_correction (batch_id, at, token, old_status, new_status, changes) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (old.id, new.updated_at, token, old.logstatus, new.logstatus, "; ".join(changes)[:512]),
+        (c.batch_id, c.at, c.token, c.old_status, c.new_status, c.changes),
     )
     conn.execute(
         "DELETE FROM batch_correction WHERE batch_id = ? AND id <= (SELECT id FROM "
         "batch_correction WHERE batch_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-        (old.id, old.id, CORRECTIONS_KEPT),
+        (c.batch_id, c.batch_id, CORRECTIONS_KEPT),
     )
