@@ -5,21 +5,22 @@
 #     -e IM_PUSH_TOKEN=... -e IM_READ_TOKEN=... -e IM_ADMIN_TOKEN=... integration-monitor
 # See docs/deploy.md.
 
-# Builder: the project and every dependency as wheels, so the runtime stage needs no compiler
-# and no network.
+# Builder: the project and every dependency of the service (the `server` extra) as wheels, so
+# the runtime stage needs no compiler and no network.
 FROM python:3.11-slim AS builder
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[server]'
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# The wheels are bind-mounted, not copied, so they add no layer to the image.
+# The wheels are bind-mounted, not copied, so they add no layer to the image. They are the
+# project and exactly what its `server` extra resolved to in the builder: install them all.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/integration_monitor-*.whl \
+    pip install --no-cache-dir --no-index /wheels/*.whl \
     && groupadd --system --gid 10001 monitor \
     && useradd --system --uid 10001 --gid monitor --no-create-home --home-dir /data \
        --shell /usr/sbin/nologin monitor \

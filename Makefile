@@ -6,14 +6,15 @@ CONFIG ?= config.yaml
 
 .PHONY: run test lint typecheck unit system-deps bench clean
 
-# Two stamps: `make run` installs what running needs, `make test` adds the test tools.
+# Two stamps: `make run` installs the service (the `server` extra), `make test` adds the test
+# tools. The base distribution alone is the client and the job wrapper (docs/client.md).
 RUN_DEPS := $(VENV)/.installed-run
 TEST_DEPS := $(VENV)/.installed-test
 
 $(RUN_DEPS): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[server]'
 	touch $@
 
 $(TEST_DEPS): $(RUN_DEPS) pyproject.toml

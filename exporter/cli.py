@@ -1,19 +1,30 @@
-"""The `integration-monitor` command: serve, check-config, run."""
+"""The `integration-monitor` command: serve, check-config, run.
+
+At import this module loads only the standard library: a job host that installed the base
+distribution (the client, no `server` extra) runs `integration-monitor run` with it. `serve`
+and `check-config` import the server when they start, and say how to install it if it is not.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, check_serving, load_config
+
+if TYPE_CHECKING:
+    from exporter.config import Config
 
 log = logging.getLogger("exporter")
+
+SERVER_EXTRA = "integration-monitor[server]"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +62,8 @@ def _load(path: str, **overrides: object) -> Config | None:
 
     `check-config` and `serve` both come here, so both refuse the same files in the same words.
     """
+    from exporter.config import ConfigError, check_serving, load_config
+
     try:
         config = load_config(path).with_overrides(**overrides)
         check_serving(config)
@@ -115,12 +128,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return wrapper.main(argv[1:])
     args = _parser().parse_args(argv)
+    missing = _missing_server_module()
+    if missing is not None:
+        print(
+            f"integration-monitor {args.command}: the server is not installed (no module"
+            f" named {missing!r}); install it with: pip install '{SERVER_EXTRA}'",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "serve":
         return _serve(args)
     config = _load(args.config)
     if config is None:
         return 2
     return _print(json.dumps(_redacted(config), indent=2))
+
+
+def _missing_server_module() -> str | None:
+    """The third-party module the server needs that cannot be imported, if one cannot.
+
+    Importing the app imports the whole server. A module of this package that is missing is a
+    broken install, not a missing extra: that raises as usual.
+    """
+    try:
+        importlib.import_module("exporter.app")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] == "exporter":
+            raise
+        return exc.name
+    return None
 
 
 def _print(text: str) -> int:

@@ -45,7 +45,7 @@ def _dry_run(target: str) -> str:
 def test_make_run_installs_only_what_running_needs() -> None:
     run = _dry_run("run")
     installs = [line for line in run.splitlines() if "pip install" in line]
-    assert any(line.endswith("pip install --quiet -e .") for line in installs), run
+    assert any(line.endswith("pip install --quiet -e '.[server]'") for line in installs), run
     assert not any("[test]" in line for line in installs), run
     assert "-e '.[test]'" in _dry_run("test")
 
