@@ -30,6 +30,7 @@ system-deps:
 lint: $(TEST_DEPS)
 	$(BIN)/ruff check exporter tests bench grafana deploy
 	$(BIN)/ruff format --check exporter tests bench grafana deploy
+	$(BIN)/lint-imports
 
 typecheck: $(TEST_DEPS)
 	$(BIN)/mypy exporter

@@ -52,7 +52,7 @@ def console_script(name: str, install_hint: str) -> str:
 
 def service_command() -> list[str]:
     """The `integration-monitor` console script of the environment running the tests."""
-    return [console_script("integration-monitor", "pip install -e .")]
+    return [console_script("integration-monitor", "pip install -e '.[server]'")]
 
 
 def http(

@@ -13,9 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter.config.describe import describe_all
+from exporter.config.settings import Flag, MonitorBody, Number, Whole
 from exporter.core.records import KEY_PATTERN
 from exporter.core.statuses import BUILTIN_STATUSES, Severity
-from exporter.http.models import Flag, MonitorBody, Number, Whole
 
 Role = Literal["push", "read", "admin"]
 

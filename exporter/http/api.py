@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from exporter.config import Role
+from exporter.config.settings import MonitorBody, MonitorPatch
 from exporter.core.errors import BatchNotFound, Unavailable
 from exporter.core.records import KEY_PATTERN, Batch, MonitorSettings
 from exporter.http import appkeys
@@ -41,10 +42,8 @@ from exporter.http.models import (
     LogCreate,
     LogPage,
     LogStored,
-    MonitorBody,
     MonitorList,
     MonitorOut,
-    MonitorPatch,
     TransitionList,
 )
 from exporter.http.views import batch_json, evaluation_json, log_json, monitor_json, transition_json
@@ -252,7 +251,6 @@ ROUTES: tuple[Route, ...] = (
         ADMIN,
         "Create or replace a monitor",
         200,
-        MonitorBody,
         MonitorOut,
     ),
     Route(
@@ -262,7 +260,6 @@ ROUTES: tuple[Route, ...] = (
         ADMIN,
         "Change some settings of a monitor",
         200,
-        MonitorPatch,
         MonitorOut,
     ),
     Route("DELETE", KEY_PATH, delete_monitor, ADMIN, "Delete a monitor and its history", 204),

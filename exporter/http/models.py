@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, field_validator
 
+from exporter.config.settings import Body, Whole
 from exporter.core.records import KEY_PATTERN
 
-
-def _refuse_flags(kind: str, message: str) -> BeforeValidator:
-    """true/false where a number belongs is a mistake: pydantic would take YAML's `yes` as 1."""
-
-    def check(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise PydanticCustomError(kind, message)
-        return value
-
-    return BeforeValidator(check)
-
-
-def _refuse_numbers(value: Any) -> Any:
-    """A number where true/false belongs is a mistake: pydantic would take 0 as false."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise PydanticCustomError("bool_type", "Input should be a valid boolean")
-    return value
-
-
-Whole = Annotated[int, _refuse_flags("int_type", "Input should be a valid integer")]
-Number = Annotated[float, _refuse_flags("float_type", "Input should be a valid number")]
-Flag = Annotated[bool, BeforeValidator(_refuse_numbers)]
-
 Count = Field(default=None, ge=0, le=2**62)
-SETTING_MAX = 2**31 - 1  # minutes or objects: far beyond any real setting, within SQLite
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -43,43 +19,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MonitorBody(_Body):
-    """A monitor's settings (PUT replaces all of them)."""
-
-    name: str = Field(min_length=1, max_length=32, description="Display name.")
-    type: Literal["batch", "message"] = Field("batch", description="batch or message.")
-    active: Flag = Field(True, description="Inactive monitors are not evaluated.")
-    alert_interval: Whole = Field(
-        0, ge=0, le=SETTING_MAX, description="Minutes without a run before error; 0: off."
-    )
-    alert_no_creates_deceeds: Whole = Field(
-        0, ge=0, le=SETTING_MAX, description="Minimum created; 0: off."
-    )
-    alert_no_updates_deceeds: Whole = Field(
-        0, ge=0, le=SETTING_MAX, description="Minimum updated; 0: off."
-    )
-    alert_no_deletes_deceeds: Whole = Field(
-        0, ge=0, le=SETTING_MAX, description="Minimum deleted; 0: off."
-    )
-
-
-class MonitorPatch(_Body):
-    """Some of a monitor's settings; omitted ones stay as they are."""
-
-    name: str | None = Field(None, min_length=1, max_length=32)
-    type: Literal["batch", "message"] | None = None
-    active: Flag | None = None
-    alert_interval: Whole | None = Field(None, ge=0, le=SETTING_MAX)
-    alert_no_creates_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
-    alert_no_updates_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
-    alert_no_deletes_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
-
-
-class _Report(_Body):
+class _Report(Body):
     integrationid: str = Field("", description="The integration's own id of the run (≤64).")
     logtext: str = Field("", description="Text describing the status (≤256).")
     errormsg: str = Field("", description="Error message (≤1024).")
@@ -98,7 +38,7 @@ class BatchCreate(_Report):
     _tz = field_validator("starttime", "endtime")(_utc)
 
 
-class BatchUpdate(_Body):
+class BatchUpdate(Body):
     """Finish or update a batch; omitted fields stay as they are."""
 
     logstatus: str = Field("ok", description="Built-in or configured status.")
@@ -128,7 +68,7 @@ class LogCreate(BatchLogCreate):
     )
 
 
-class EvaluateBody(_Body):
+class EvaluateBody(Body):
     integration_key: str | None = Field(None, description="Only this monitor; default: all.")
 
 
