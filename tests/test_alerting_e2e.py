@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.processes import Processes, binary, wait_for
-from tests.processes import http as shared_http
-from tests.service import free_port
+from tests.support.processes import Processes, binary, wait_for
+from tests.support.processes import http as shared_http
+from tests.support.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "integration-monitor.rules.yml"

@@ -33,7 +33,7 @@ from exporter.client import (
     fetch_integration_monitor,
     update_integration_monitor_batch,
 )
-from tests.service import Service
+from tests.support.service import Service
 
 FAST_RETRIES: dict[str, Any] = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 

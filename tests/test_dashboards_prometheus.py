@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.processes import Processes, binary, http, service_command, wait_for
-from tests.service import free_port
+from tests.support.processes import Processes, binary, http, service_command, wait_for
+from tests.support.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_FILES = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))

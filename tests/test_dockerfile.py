@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Processes, console_script, service_command, wait_for
-from tests.service import free_port
+from tests.support.processes import Processes, console_script, service_command, wait_for
+from tests.support.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.service import free_port
+from tests.support.service import free_port
 
 CONFIG = """
 monitors:

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import PUSH, READ, TOKENS, Factory, put_monitor
-from tests.service import Service
+from tests.support.service import Service
 
 Client = TestClient[web.Request, web.Application]
 DOCS = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service import Service
+from tests.support.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

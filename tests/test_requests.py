@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN, PUSH, Factory, put_monitor
-from tests.service import Service
+from tests.support.service import Service
 
 Client = TestClient[web.Request, web.Application]
 OTHER_PUSH = "other-push-0123456789"

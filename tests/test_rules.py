@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.processes import Processes, binary, http, wait_for
-from tests.service import free_port
+from tests.support.processes import Processes, binary, http, wait_for
+from tests.support.service import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporter.client import wrapper
-from tests.service import Service
+from tests.support.service import Service
 
 COMMAND_SECONDS = 60.0
 PUSH_TOKEN = "push-token-0123456789"

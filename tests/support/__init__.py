@@ -1,0 +1,1 @@
+"""Plumbing the tests share: processes and binaries, and the service in a subprocess."""
