@@ -13,8 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from exporter.config import Config, ConfigError, check_serving, load_config, parse_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _errors(data: Any, env: dict[str, str] | None = None) -> list[str]:

@@ -17,10 +17,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import PUSH, READ, TOKENS, Factory, put_monitor
+from tests.support import ROOT
 from tests.support.service import Service
 
 Client = TestClient[web.Request, web.Application]
-DOCS = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+DOCS = (ROOT / "docs" / "client.md").read_text()
 CRON_LINE = next(x for x in DOCS.splitlines() if x.startswith("*/15 * * * * curl"))
 
 

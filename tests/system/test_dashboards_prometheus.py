@@ -17,15 +17,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import ROOT
 from tests.support.processes import Processes, binary, http, service_command, wait_for
 from tests.support.service import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_FILES = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 JOB = "integration-monitor"
 DRILL_KEY = "crm-sync"

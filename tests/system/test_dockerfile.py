@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
 from tests.support.processes import Processes, console_script, service_command, wait_for
 from tests.support.service import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 IN_IMAGE_CONFIG = "/etc/integration-monitor/config.docker.yaml"
 TOKENS = {

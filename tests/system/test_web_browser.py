@@ -25,11 +25,12 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support import ROOT
 from tests.support.service import Service as RunningService
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 STARTUP_SECONDS = 30.0
 WAIT_SECONDS = 20.0
 READ_TOKEN = "read-token-0123456789"

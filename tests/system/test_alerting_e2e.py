@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import ROOT
 from tests.support.processes import Processes, binary, wait_for
 from tests.support.processes import http as shared_http
 from tests.support.service import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "integration-monitor.rules.yml"
 JOB = "integration-monitor"
 KEY = "crm-sync"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import ROOT
 from tests.support.processes import Processes, binary, http, wait_for
 from tests.support.service import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
 TEST_FILES = sorted(RULES_DIR.glob("*.test.yml"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporter.client import wrapper
+from tests.support import ROOT
 from tests.support.service import Service
 
 COMMAND_SECONDS = 60.0
@@ -151,7 +152,7 @@ def test_the_url_comes_from_the_environment_and_the_command_gets_the_batch_id(
 
 def _documented_recipe() -> str:
     """docs/client.md's two-line recipe for logs from a wrapped Python job."""
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+    docs = (ROOT / "docs" / "client.md").read_text()
     section = docs.split("### Logs from a Python job to the wrapper's batch", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
