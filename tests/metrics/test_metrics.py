@@ -27,7 +27,7 @@ from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monito
 Client = TestClient[web.Request, web.Application]
 P = "integration_monitor_"
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "metrics.txt"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
