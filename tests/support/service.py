@@ -1,7 +1,8 @@
-"""Test plumbing shared by the tests that run the real service as a subprocess.
+"""The real service as a subprocess, for the tests that need one.
 
-A free port, one JSON request over urllib, and `Service`: `python -m exporter serve` on a
-temporary database, waited for on /healthz, with what the tests ask it directly.
+`Service`: `python -m exporter serve` on a temporary database, started with `Processes` and
+waited for on /readyz with `wait_for` (tests/support/processes.py), with what the tests ask it
+directly.
 
 A plain module, not a test file: pytest does not rewrite its asserts, so each one names the
 status and the answer itself.
@@ -9,53 +10,24 @@ status and the answer itself.
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support import ROOT
+from tests.support.processes import Processes, answers, free_port, http, wait_for
 
 STARTUP_SECONDS = 30.0
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listened on a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def call(
-    url: str, method: str = "GET", body: Any = None, token: str | None = None
-) -> tuple[int, Any]:
-    """One JSON request: (status, decoded body or None); an HTTP error status is returned."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            status, raw = exc.code, exc.read()
-        finally:
-            exc.close()
-    return status, json.loads(raw) if raw else None
+STARTUP_POLL_SECONDS = 0.05
 
 
 class Service:
     """The real service in a subprocess, and what the tests ask it directly.
 
-    Monitors made by `new_monitor` get keys starting with `key_prefix`.
+    It runs in `processes` when given (a test that runs Prometheus beside it, say), else in
+    processes of its own; `stop` stops those. Monitors made by `new_monitor` get keys starting
+    with `key_prefix`.
     """
 
     def __init__(
@@ -65,16 +37,18 @@ class Service:
         token: str | None = None,
         key_prefix: str = "t-",
         log_level: str = "INFO",
+        processes: Processes | None = None,
     ) -> None:
-        self._token = token
+        self.token = token
         self._key_prefix = key_prefix
+        self.processes = Processes() if processes is None else processes
         config = directory / "config.yaml"
         config.write_text(config_text)
         self.port = port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self._log_path = directory / "service.log"
-        self._log = self._log_path.open("wb")
-        self._proc = subprocess.Popen(
+        self.process = self.processes.start(
+            "the service",
             [
                 sys.executable,
                 "-m",
@@ -89,59 +63,49 @@ class Service:
                 "--log-level",
                 log_level,
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            self._log_path,
+            cwd=ROOT,
         )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"the service exited at start:\n{self.output()}")
-            try:
-                if call(self.url + "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"the service did not answer /healthz in {STARTUP_SECONDS}s:\n{self.output()}")
+        try:
+            wait_for(
+                "the service's /readyz",
+                answers(self.url + "/readyz"),
+                STARTUP_SECONDS,
+                self.processes,
+                poll=STARTUP_POLL_SECONDS,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def output(self, tail: int = 4000) -> str:
         """The tail of the service's log."""
         return self._log_path.read_text(errors="replace")[-tail:]
 
     def terminate(self) -> None:
-        """Send SIGTERM, as an orchestrator stopping the service does; `stop` waits for it."""
-        self._proc.terminate()
+        """Send SIGTERM, as an orchestrator stopping the service does; `wait` waits for it."""
+        self.process.terminate()
 
     def wait(self, timeout: float = 30.0) -> int:
         """The exit status, once the process has ended."""
-        return self._proc.wait(timeout=timeout)
+        return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._log.close()
+        """Stop the service and whatever else runs in its processes (terminate, then kill)."""
+        self.processes.stop()
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One JSON request with the service's token; a non-2xx answer fails the test."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return http(method, self.url + path, body, headers=headers)
 
     def new_monitor(self, type_: str = "batch") -> str:
         key = f"{self._key_prefix}{uuid.uuid4().hex[:16]}"
-        status, body = call(
-            f"{self.url}/api/v1/monitors/{key}",
-            "PUT",
-            {"name": key[:32], "type": type_},
-            self._token,
-        )
-        assert status == 201, f"{status}: {body}"
+        self.call("PUT", f"/api/v1/monitors/{key}", {"name": key[:32], "type": type_})
         return key
 
     def get(self, path: str) -> Any:
-        status, body = call(self.url + path, token=self._token)
-        assert status == 200, f"{status}: {body}"
-        return body
+        return self.call("GET", path)
 
     def batches(self, key: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.get(f"/api/v1/monitors/{key}/batches")["items"]
