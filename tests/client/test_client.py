@@ -36,6 +36,8 @@ from exporter.client import (
 from tests.support.processes import serve_in_thread
 from tests.support.service import Service
 
+pytestmark = pytest.mark.system  # the service runs as a subprocess for these tests
+
 FAST_RETRIES: dict[str, Any] = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 
 

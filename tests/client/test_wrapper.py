@@ -16,6 +16,8 @@ from tests.support import ROOT
 from tests.support.processes import Processes, wait_for
 from tests.support.service import Service
 
+pytestmark = pytest.mark.system  # the service runs as a subprocess for these tests
+
 COMMAND_SECONDS = 60.0
 PUSH_TOKEN = "push-token-0123456789"
 ADMIN_TOKEN = "admin-token-0123456789"
