@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run test test-fast lint typecheck unit system-deps bench clean
 
 # Two stamps: `make run` installs the service (the `server` extra), `make test` adds the test
 # tools. The base distribution alone is the client and the job wrapper (docs/client.md).
@@ -39,6 +39,11 @@ unit: $(TEST_DEPS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: $(TEST_DEPS) system-deps lint typecheck unit
+
+# The unit and in-process tests only, in under 30 s: pytest -m "not system", without lint and
+# typecheck. `make test` runs these and the system tests (the marker is in pyproject.toml).
+test-fast: $(TEST_DEPS)
+	$(BIN)/pytest -m "not system" $(PYTEST_ARGS)
 
 bench: $(TEST_DEPS) system-deps
 	$(PY) -m bench $(BENCH_ARGS)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.service import Service
+from tests.support import ROOT
+from tests.support.service import Service
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+pytestmark = pytest.mark.system  # builds a wheel, a bare venv, and runs the service
 PACKAGE = ROOT / "exporter"
 COMMAND_SECONDS = 120
 SERVER_DISTRIBUTIONS = {

@@ -7,10 +7,7 @@ tests fail rather than skip. Screenshots of both pages are saved to test-artifac
 from __future__ import annotations
 
 import base64
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +22,12 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.service import Service as RunningService
+from tests.support import ROOT
+from tests.support.service import Service as RunningService
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-STARTUP_SECONDS = 30.0
+ARTIFACTS = ROOT / "test-artifacts"
 WAIT_SECONDS = 20.0
 READ_TOKEN = "read-token-0123456789"
 ADMIN_TOKEN = "admin-token-0123456789"
@@ -49,26 +46,7 @@ def _iso(ts: float) -> str:
 
 
 class Service(RunningService):
-    """The real service (tests/service.py), seeded over its API; errors fail the test."""
-
-    def __init__(self, directory: Path, config_text: str = "{}\n", token: str | None = None):
-        super().__init__(directory, config_text, token)
-        self.token = token
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            exc.close()
-            raise AssertionError(f"{method} {path}: {exc.code} {detail}") from None
-        return json.loads(raw) if raw else None
+    """The real service (tests/support/service.py), seeded over its API; errors fail the test."""
 
     def monitor(self, key: str, name: str, **settings: Any) -> None:
         self.call("PUT", f"/api/v1/monitors/{key}", {"name": name, **settings})

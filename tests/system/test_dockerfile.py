@@ -19,10 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Processes, console_script, service_command, wait_for
-from tests.service import free_port
+from tests.support import ROOT
+from tests.support.processes import (
+    Processes,
+    answers,
+    console_script,
+    free_port,
+    service_command,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 IN_IMAGE_CONFIG = "/etc/integration-monitor/config.docker.yaml"
 TOKENS = {
@@ -201,10 +207,7 @@ def container_like(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], in
             "the service", command, log, cwd=tmp_path, env={**os.environ, **TOKENS}
         )
         wait_for(
-            "the service's /healthz",
-            lambda: get(f"http://127.0.0.1:{port}/healthz") == 200,
-            30,
-            processes,
+            "the service's /healthz", answers(f"http://127.0.0.1:{port}/healthz"), 30, processes
         )
         yield process, port, log
     finally:

@@ -20,7 +20,7 @@ from exporter.storage.sqlite.store import (
     migrations,
 )
 from tests.conftest import Clock, Factory, put_monitor
-from tests.metrics_oracle import registry_of
+from tests.support.metrics_oracle import registry_of
 
 T0 = 1_796_000_000.0
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from bench.plan import SCENARIOS
 from bench.processes import pushgateway_binary
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def test_smoke_run_reports_every_scenario_with_numbers(tmp_path: Path) -> None:

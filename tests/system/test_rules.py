@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.processes import Processes, binary, http, wait_for
-from tests.service import free_port
+from tests.support import ROOT
+from tests.support.processes import Processes, binary, serve_in_thread, start_prometheus, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
 TEST_FILES = sorted(RULES_DIR.glob("*.test.yml"))
@@ -123,21 +121,13 @@ class _MetricsHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def metrics_server() -> Iterator[str]:
-    """A stand-in for the service's /metrics with one monitor in error."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    """A stand-in for the service's /metrics with one monitor in error: its host:port."""
+    with serve_in_thread(_MetricsHandler) as url:
+        yield url.removeprefix("http://")
 
 
 def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None:
     """The external label gives the base URL; a target label overrides it per target."""
-    prometheus = binary("prometheus")
     config = {
         "global": {
             "scrape_interval": "1s",
@@ -158,34 +148,19 @@ def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None
             },
         ],
     }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "prometheus.log"
-
-    def links_of_both_jobs() -> dict[str, str]:
-        alerts = http("GET", f"{api}/api/v1/alerts", timeout=2.0)["data"]["alerts"]
-        links = {
-            alert["labels"]["job"]: alert["annotations"]["link"]
-            for alert in alerts
-            if alert["labels"]["alertname"] == "IntegrationMonitorError"
-        }
-        assert len(links) >= 2, f"links so far: {links}"
-        return links
-
     processes = Processes()
     try:
-        processes.start(
-            "prometheus",
-            [
-                prometheus,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            log_path,
-            cwd=tmp_path,
-        )
+        prometheus = start_prometheus(processes, tmp_path, config)
+
+        def links_of_both_jobs() -> dict[str, str]:
+            links = {
+                alert["labels"]["job"]: alert["annotations"]["link"]
+                for alert in prometheus.alerts()
+                if alert["labels"]["alertname"] == "IntegrationMonitorError"
+            }
+            assert len(links) >= 2, f"links so far: {links}"
+            return links
+
         links = wait_for(
             "pending IntegrationMonitorError of both jobs", links_of_both_jobs, 60, processes
         )
@@ -194,4 +169,4 @@ def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None
     assert links == {
         "integration-monitor": "https://external.example.com/monitors/crm",
         "integration-monitor-b": "https://b.example.com/monitors/crm",
-    }, log_path.read_text()
+    }, (tmp_path / "prometheus.log").read_text()

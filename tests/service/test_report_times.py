@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from exporter.core.times import iso
 from exporter.storage.sqlite.store import apply_migrations
 from tests.conftest import Clock, Factory, put_monitor
-from tests.metrics_oracle import registry_of
+from tests.support.metrics_oracle import registry_of
 
 Client = TestClient[web.Request, web.Application]
 NOW = 1_796_000_000.0  # the test clock: 2026-11-30

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN, PUSH, Factory, put_monitor
-from tests.service import Service
+from tests.support.service import Service
 
 Client = TestClient[web.Request, web.Application]
 OTHER_PUSH = "other-push-0123456789"
@@ -155,6 +155,7 @@ async def test_a_body_that_trickles_in_is_cut_with_408(
     assert listing["items"] == []
 
 
+@pytest.mark.system
 def test_a_client_gone_mid_body_is_a_debug_line(service: Service) -> None:
     key = service.new_monitor()
     for _ in range(3):  # anyone can do it at will: it must not flood the log with errors
@@ -168,6 +169,7 @@ def test_a_client_gone_mid_body_is_a_debug_line(service: Service) -> None:
     assert " ERROR " not in log and "Traceback" not in log, log
 
 
+@pytest.mark.system
 def test_a_request_aiohttp_cannot_parse_is_no_error_in_the_log(service: Service) -> None:
     for junk in (
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n",
@@ -181,6 +183,7 @@ def test_a_request_aiohttp_cannot_parse_is_no_error_in_the_log(service: Service)
     assert " ERROR " not in log and "Traceback" not in log, log
 
 
+@pytest.mark.system
 def test_sigterm_answers_bodies_still_arriving_with_503(service: Service) -> None:
     key = service.new_monitor()
     sock = _send(service.port, _head(f"/api/v1/monitors/{key}/batches", 100) + b'{"logstatus"')

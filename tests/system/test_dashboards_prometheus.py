@@ -1,6 +1,6 @@
 """Every dashboard query returns data from a real Prometheus scraping a real service.
 
-The service runs as `integration-monitor serve` on a temporary database, Prometheus scrapes it
+The service runs as `python -m exporter serve` on a temporary database, Prometheus scrapes it
 every second, and the test reports batches and logs over HTTP in two waves: the first creates
 every series, the second moves the counters, so that rate(), increase() and
 histogram_quantile() have something to compute over.
@@ -12,25 +12,21 @@ import json
 import math
 import re
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.processes import Processes, binary, http, service_command, wait_for
-from tests.service import free_port
+from tests.support import ROOT
+from tests.support.processes import Processes, Prometheus, http, start_prometheus, wait_for
+from tests.support.service import Service
 
-ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_FILES = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 JOB = "integration-monitor"
 DRILL_KEY = "crm-sync"
 RATE_INTERVAL = "1m"
-START_TIMEOUT = 30.0
 SCRAPE_TIMEOUT = 30.0
 
 
@@ -119,15 +115,11 @@ def iso(moment: datetime) -> str:
 @dataclass
 class Stack:
     service_url: str
-    prometheus_url: str
+    prometheus: Prometheus
     variables: dict[str, str]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        answer = http("GET", url)
-        assert answer["status"] == "success", answer
-        result: list[dict[str, Any]] = answer["data"]["result"]
-        return result
+        return self.prometheus.query(expr)
 
     def last_scrape(self) -> float:
         """Start time (Unix seconds) of the latest completed scrape of the service."""
@@ -220,71 +212,33 @@ def seed_second_wave(api: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prometheus = binary("prometheus")
     tmp = tmp_path_factory.mktemp("dashboards-prometheus")
-    service_port, prometheus_port = free_port(), free_port()
-    (tmp / "config.yaml").write_text("evaluation:\n  interval_seconds: 1\n", encoding="utf-8")
-    (tmp / "prometheus.yml").write_text(
-        "global:\n"
-        "  scrape_interval: 1s\n"
-        "  scrape_timeout: 1s\n"
-        "  evaluation_interval: 1s\n"
-        "scrape_configs:\n"
-        f"  - job_name: {JOB}\n"
-        "    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{service_port}']\n",
-        encoding="utf-8",
-    )
     processes = Processes()
     try:
-        processes.start(
-            "the service",
-            [
-                *service_command(),
-                "serve",
-                "--config",
-                str(tmp / "config.yaml"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(service_port),
-                "--database",
-                str(tmp / "im.db"),
-            ],
-            tmp / "service.log",
-            cwd=tmp,
+        service = Service(tmp, "evaluation:\n  interval_seconds: 1\n", processes=processes)
+        prometheus = start_prometheus(
+            processes,
+            tmp,
+            {
+                "global": {
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "evaluation_interval": "1s",
+                },
+                "scrape_configs": [
+                    {
+                        "job_name": JOB,
+                        "static_configs": [{"targets": [f"127.0.0.1:{service.port}"]}],
+                    }
+                ],
+            },
         )
-        processes.start(
-            "prometheus",
-            [
-                prometheus,
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                "--log.level=warn",
-            ],
-            tmp / "prometheus.log",
-            cwd=tmp,
-        )
-        service_url = f"http://127.0.0.1:{service_port}"
         stack = Stack(
-            service_url,
-            f"http://127.0.0.1:{prometheus_port}",
-            {"job": JOB, "instance": f"127.0.0.1:{service_port}", "key": DRILL_KEY},
+            service.url,
+            prometheus,
+            {"job": JOB, "instance": f"127.0.0.1:{service.port}", "key": DRILL_KEY},
         )
-
-        # wait_for fails as soon as the service or Prometheus has exited.
-        def healthy() -> bool:
-            return bool(http("GET", f"{service_url}/healthz")["status"] == "ok")
-
-        def ready() -> bool:
-            url = f"{stack.prometheus_url}/-/ready"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-
-        wait_for("the service's /healthz", healthy, START_TIMEOUT, processes)
-        wait_for("Prometheus to be ready", ready, START_TIMEOUT, processes)
-        api = f"{service_url}/api/v1"
+        api = f"{service.url}/api/v1"
 
         def scraped_since(moment: float) -> Callable[[], bool]:
             # A scrape that started a second after `moment` sees everything reported before.

@@ -13,8 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from exporter.config import Config, ConfigError, check_serving, load_config, parse_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _errors(data: Any, env: dict[str, str] | None = None) -> list[str]:
@@ -122,6 +121,7 @@ def test_every_option_is_documented_with_help() -> None:
     assert undescribed == []
 
 
+@pytest.mark.system
 def test_check_config_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("server:\n  port: 0\n")
@@ -136,6 +136,7 @@ def test_check_config_command(tmp_path: Path) -> None:
     assert '"port": 9812' in good.stdout
 
 
+@pytest.mark.system
 def test_serve_refuses_other_addresses_without_tokens(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("{}\n")
@@ -159,6 +160,7 @@ def _problems(stderr: str) -> list[str]:
     return [line.strip() for line in stderr.splitlines() if line.startswith("  ")]
 
 
+@pytest.mark.system
 def test_check_config_refuses_what_serve_refuses_in_the_same_words(tmp_path: Path) -> None:
     config = tmp_path / "open.yaml"
     config.write_text("server:\n  host: 0.0.0.0\n")
@@ -171,6 +173,7 @@ def test_check_config_refuses_what_serve_refuses_in_the_same_words(tmp_path: Pat
     assert not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.system
 def test_check_config_into_a_closed_pipe_exits_without_a_traceback() -> None:
     """`check-config | head -1`: the reader is gone before the config is printed."""
     read_end, write_end = os.pipe()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,10 @@ from exporter.client import (
     fetch_integration_monitor,
     update_integration_monitor_batch,
 )
-from tests.service import Service
+from tests.support.processes import serve_in_thread
+from tests.support.service import Service
+
+pytestmark = pytest.mark.system  # the service runs as a subprocess for these tests
 
 FAST_RETRIES: dict[str, Any] = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 
@@ -64,14 +67,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     running.stop()
 
 
-@pytest.fixture
-def closed_url() -> Iterator[str]:
-    """A URL where nothing listens: the port is bound, never listening, so connects fail."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 class FlakyProxy:
     """Sits in front of the service; the first ``failures`` requests fail as ``mode`` says.
 
@@ -85,6 +80,7 @@ class FlakyProxy:
         self.failures = failures
         self.mode = mode
         self.seen: list[dict[str, Any]] = []
+        self.url = ""  # set once it serves
         self._lock = threading.Lock()
         proxy = self
 
@@ -99,17 +95,7 @@ class FlakyProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self.handler = Handler
 
     def posts(self) -> list[dict[str, Any]]:
         return [seen for seen in self.seen if seen["method"] == "POST"]
@@ -167,16 +153,14 @@ class FlakyProxy:
 
 @pytest.fixture
 def flaky(service: Service) -> Iterator[Any]:
-    proxies: list[FlakyProxy] = []
+    with contextlib.ExitStack() as running:
 
-    def start(failures: int, mode: str = "503") -> FlakyProxy:
-        proxy = FlakyProxy(service.url, failures, mode)
-        proxies.append(proxy)
-        return proxy
+        def start(failures: int, mode: str = "503") -> FlakyProxy:
+            proxy = FlakyProxy(service.url, failures, mode)
+            proxy.url = running.enter_context(serve_in_thread(proxy.handler))
+            return proxy
 
-    yield start
-    for proxy in proxies:
-        proxy.close()
+        yield start
 
 
 def _parse_time(value: str) -> datetime:

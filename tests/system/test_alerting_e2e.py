@@ -13,24 +13,30 @@ from __future__ import annotations
 
 import json
 import queue
-import sys
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.processes import Processes, binary, wait_for
-from tests.processes import http as shared_http
-from tests.service import free_port
+from tests.support import ROOT
+from tests.support.processes import (
+    Processes,
+    Prometheus,
+    answers,
+    binary,
+    free_port,
+    http,
+    serve_in_thread,
+    start_prometheus,
+    wait_for,
+)
+from tests.support.service import Service
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "integration-monitor.rules.yml"
 JOB = "integration-monitor"
 KEY = "crm-sync"
@@ -43,11 +49,6 @@ FIRE_TIMEOUT = 60.0 + 60.0
 RESOLVE_TIMEOUT = 60.0
 
 
-def http(method: str, url: str, body: Any = None) -> Any:
-    """This test's requests: a 5 s timeout, and a non-JSON answer (the /-/ready pages) as text."""
-    return shared_http(method, url, body, timeout=5.0, allow_text=True)
-
-
 # --- the webhook receiver -------------------------------------------------------------------
 
 
@@ -58,7 +59,7 @@ class Notification:
 
 
 class Receiver:
-    """An Alertmanager webhook receiver on 127.0.0.1: every notification goes into a queue."""
+    """What an Alertmanager webhook receiver got: every notification goes into a queue."""
 
     def __init__(self) -> None:
         self.notifications: queue.Queue[Notification] = queue.Queue()
@@ -77,31 +78,14 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.handler = Handler
+        self.url = ""  # set once it serves
 
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-    def wait_for_alert(
-        self, status: str, timeout: float, processes: Processes, poll: Callable[[], None]
-    ) -> tuple[float, dict[str, Any]]:
-        """The first alert ALERT for KEY with `status`: (time received, the alert)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            processes.check_alive()
-            poll()
-            try:
-                notification = self.notifications.get(timeout=0.2)
-            except queue.Empty:
-                continue
+    def alert(self, status: str) -> tuple[float, dict[str, Any]]:
+        """The first alert ALERT for KEY with `status` that came since the last call:
+        (time received, the alert). None came: AssertionError, with what came so far."""
+        while not self.notifications.empty():
+            notification = self.notifications.get_nowait()
             self.seen.append(notification)
             for alert in notification.payload.get("alerts", []):
                 labels = alert.get("labels", {})
@@ -112,10 +96,7 @@ class Receiver:
                 ):
                     return notification.received, alert
         seen = json.dumps([n.payload for n in self.seen], indent=1)[-3000:]
-        pytest.fail(
-            f"timed out after {timeout:.0f}s waiting for a {status} {ALERT} for {KEY} at the "
-            f"receiver; notifications so far: {seen}\n{processes.tails()}"
-        )
+        raise AssertionError(f"no {status} {ALERT} for {KEY} yet; notifications so far: {seen}")
 
 
 # --- the stack ------------------------------------------------------------------------------
@@ -124,23 +105,14 @@ class Receiver:
 @dataclass
 class Stack:
     service: str
-    prometheus: str
-    alertmanager: str
+    prometheus: Prometheus
     processes: Processes
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        answer = http("GET", url)
-        assert answer["status"] == "success", answer
-        result: list[dict[str, Any]] = answer["data"]["result"]
-        return result
 
     def rule_states(self) -> set[str]:
         """States (pending, firing) of ALERT for KEY in Prometheus now."""
-        alerts = http("GET", f"{self.prometheus}/api/v1/alerts")["data"]["alerts"]
         return {
             a["state"]
-            for a in alerts
+            for a in self.prometheus.alerts()
             if a["labels"].get("alertname") == ALERT and a["labels"].get("key") == KEY
         }
 
@@ -148,32 +120,33 @@ class Stack:
         http("POST", f"{self.service}/api/v1/monitors/{KEY}/batches", batch)
 
 
-def write_configs(tmp: Path, ports: dict[str, int], receiver_url: str) -> None:
-    service = {
+def service_config() -> dict[str, Any]:
+    return {
         "evaluation": {"interval_seconds": 1},
         "monitors": [{"integration_key": KEY, "name": NAME, "type": "batch"}],
     }
-    prometheus = {
+
+
+def prometheus_config(service_port: int, alertmanager_port: int) -> dict[str, Any]:
+    return {
         "global": {
             "scrape_interval": "1s",
             "scrape_timeout": "1s",
             "evaluation_interval": "1s",
-            "external_labels": {"integration_monitor_url": f"http://127.0.0.1:{ports['service']}/"},
+            "external_labels": {"integration_monitor_url": f"http://127.0.0.1:{service_port}/"},
         },
         "rule_files": [str(RULES)],
         "alerting": {
-            "alertmanagers": [
-                {"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}
-            ]
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
         },
         "scrape_configs": [
-            {
-                "job_name": JOB,
-                "static_configs": [{"targets": [f"127.0.0.1:{ports['service']}"]}],
-            }
+            {"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{service_port}"]}]}
         ],
     }
-    alertmanager = {
+
+
+def alertmanager_config(receiver_url: str) -> dict[str, Any]:
+    return {
         "route": {
             "receiver": "test",
             "group_by": ["alertname", "job", "key"],
@@ -185,104 +158,61 @@ def write_configs(tmp: Path, ports: dict[str, int], receiver_url: str) -> None:
             {"name": "test", "webhook_configs": [{"url": receiver_url, "send_resolved": True}]}
         ],
     }
-    for name, data in (
-        ("config.yaml", service),
-        ("prometheus.yml", prometheus),
-        ("alertmanager.yml", alertmanager),
-    ):
-        (tmp / name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def start_alertmanager(processes: Processes, tmp: Path, receiver_url: str) -> int:
+    """Alertmanager sending to `receiver_url`, once it is ready: its port."""
+    port = free_port()
+    config = tmp / "alertmanager.yml"
+    config.write_text(yaml.safe_dump(alertmanager_config(receiver_url), sort_keys=False))
+    processes.start(
+        "alertmanager",
+        [
+            binary("prometheus-alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={tmp / 'alertmanager'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        tmp / "alertmanager.log",
+        cwd=tmp,
+    )
+    url = f"http://127.0.0.1:{port}/-/ready"
+    wait_for("Alertmanager to be ready", answers(url), START_TIMEOUT, processes)
+    return port
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
+    running = Receiver()
+    with serve_in_thread(running.handler) as url:
+        running.url = f"{url}/alerts"
         yield running
 
 
 @pytest.fixture
 def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
-    prometheus_bin = binary("prometheus")
-    alertmanager_bin = binary("prometheus-alertmanager")
     assert RULES.exists(), f"{RULES} is missing"
-    ports = {"service": free_port(), "prometheus": free_port(), "alertmanager": free_port()}
-    write_configs(tmp_path, ports, receiver.url)
     processes = Processes()
     try:
-        processes.start(
-            "the service",
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "serve",
-                "--config",
-                str(tmp_path / "config.yaml"),
-                "--port",
-                str(ports["service"]),
-                "--database",
-                str(tmp_path / "im.db"),
-            ],
-            tmp_path / "service.log",
-            cwd=ROOT,
+        service = Service(
+            tmp_path, yaml.safe_dump(service_config(), sort_keys=False), processes=processes
         )
-        processes.start(
-            "alertmanager",
-            [
-                alertmanager_bin,
-                f"--config.file={tmp_path / 'alertmanager.yml'}",
-                f"--storage.path={tmp_path / 'alertmanager'}",
-                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            tmp_path / "alertmanager.log",
-            cwd=tmp_path,
+        alertmanager_port = start_alertmanager(processes, tmp_path, receiver.url)
+        prometheus = start_prometheus(
+            processes, tmp_path, prometheus_config(service.port, alertmanager_port)
         )
-        processes.start(
-            "prometheus",
-            [
-                prometheus_bin,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-                "--log.level=warn",
-            ],
-            tmp_path / "prometheus.log",
-            cwd=tmp_path,
-        )
-        stack = Stack(
-            f"http://127.0.0.1:{ports['service']}",
-            f"http://127.0.0.1:{ports['prometheus']}",
-            f"http://127.0.0.1:{ports['alertmanager']}",
-            processes,
-        )
-        wait_for(
-            "the service's /healthz",
-            lambda: http("GET", f"{stack.service}/healthz")["status"] == "ok",
-            START_TIMEOUT,
-            processes,
-        )
-        wait_for(
-            "Alertmanager to be ready",
-            lambda: http("GET", f"{stack.alertmanager}/-/ready") is not None,
-            START_TIMEOUT,
-            processes,
-        )
-        wait_for(
-            "Prometheus to be ready",
-            lambda: http("GET", f"{stack.prometheus}/-/ready") is not None,
-            START_TIMEOUT,
-            processes,
-        )
+        stack = Stack(service.url, prometheus, processes)
         wait_for(
             "Prometheus to load the rules",
-            lambda: ALERT in json.dumps(http("GET", f"{stack.prometheus}/api/v1/rules")),
+            lambda: ALERT in json.dumps(http("GET", f"{prometheus.url}/api/v1/rules")),
             START_TIMEOUT,
             processes,
         )
         wait_for(
             "Prometheus to find Alertmanager",
-            lambda: http("GET", f"{stack.prometheus}/api/v1/alertmanagers")["data"][
+            lambda: http("GET", f"{prometheus.url}/api/v1/alertmanagers")["data"][
                 "activeAlertmanagers"
             ],
             START_TIMEOUT,
@@ -290,7 +220,7 @@ def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
         )
         wait_for(
             "a scrape of the monitor's alert status",
-            lambda: stack.query(f'integration_monitor_alert_status{{key="{KEY}"}}'),
+            lambda: prometheus.query(f'integration_monitor_alert_status{{key="{KEY}"}}'),
             START_TIMEOUT,
             processes,
         )
@@ -302,18 +232,19 @@ def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
 def test_failed_report_fires_and_good_report_resolves(stack: Stack, receiver: Receiver) -> None:
     moments: dict[str, float] = {}
 
-    def note_prometheus_states() -> None:
+    def firing() -> tuple[float, dict[str, Any]]:
         for state in stack.rule_states():
             moments.setdefault(f"prometheus {state}", time.monotonic())
+        return receiver.alert("firing")
 
     assert stack.rule_states() == set()
     failed_at = time.monotonic()
     stack.report(logstatus="error", errormsg=ERRORMSG)
-    fired_at, firing = receiver.wait_for_alert(
-        "firing", FIRE_TIMEOUT, stack.processes, note_prometheus_states
+    fired_at, firing_alert = wait_for(
+        f"a firing {ALERT} for {KEY} at the receiver", firing, FIRE_TIMEOUT, stack.processes
     )
 
-    labels, annotations = firing["labels"], firing["annotations"]
+    labels, annotations = firing_alert["labels"], firing_alert["annotations"]
     assert labels["key"] == KEY
     assert labels["name"] == NAME
     assert labels["severity"] == "critical"
@@ -328,8 +259,11 @@ def test_failed_report_fires_and_good_report_resolves(stack: Stack, receiver: Re
 
     good_at = time.monotonic()
     stack.report(logstatus="ok")
-    resolved_at, resolved = receiver.wait_for_alert(
-        "resolved", RESOLVE_TIMEOUT, stack.processes, lambda: None
+    resolved_at, resolved = wait_for(
+        f"the {ALERT} for {KEY} resolved at the receiver",
+        lambda: receiver.alert("resolved"),
+        RESOLVE_TIMEOUT,
+        stack.processes,
     )
     assert resolved["labels"] == labels
     assert http("GET", f"{stack.service}/api/v1/monitors/{KEY}")["alertstatus"] == "ok"

@@ -2,7 +2,8 @@
 
 Every test builds the real app (tests/conftest.py) with a fixed clock on a temporary database
 and reports over HTTP. Values are read with `get_sample_value` on the app's own registry
-(`registry_of(app)`, never the global one) or parsed from the scraped text.
+(`registry_of(app)`, a test oracle over the same state, never the global one) or parsed from
+the scraped text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,12 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.http import appkeys
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
-from tests.metrics_oracle import registry_of
+from tests.support.metrics_oracle import registry_of
 
 Client = TestClient[web.Request, web.Application]
 P = "integration_monitor_"
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "metrics.txt"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
@@ -305,9 +307,9 @@ async def test_service_series(make_client: Factory) -> None:
 
 
 async def test_golden_exposition(make_client: Factory) -> None:
-    """The scenario's /metrics, minus run-dependent lines, is exactly tests/golden/metrics.txt.
+    """The scenario's /metrics, minus run-dependent lines, is exactly golden/metrics.txt.
 
-    After an intended change: `UPDATE_GOLDEN=1 pytest tests/test_metrics.py`, then read the
+    After an intended change: `UPDATE_GOLDEN=1 pytest tests/metrics/test_metrics.py`, then read the
     diff of the golden file before committing it.
     """
     client = await start(make_client)
@@ -333,6 +335,7 @@ async def test_scrape_is_the_registry_rendered(make_client: Factory) -> None:
         await log(client, "newsletter", logstatus="error", errormsg="bounce")
 
 
+@pytest.mark.system
 async def test_promtool_check_metrics(make_client: Factory) -> None:
     """The real output, process and Python families included, passes promtool's lint silently.
 

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+from tests.support.processes import Processes, binary, free_port, service_command, wait_for
+
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 RECEIVER = DEPLOY / "alertmanager" / "webhook_logger.py"
@@ -71,12 +69,6 @@ def env_file(name: str) -> dict[str, str]:
     return values
 
 
-def tool(name: str) -> str:
-    found = shutil.which(name) or f"/usr/bin/{name}"
-    assert Path(found).exists(), f"{name} is not installed (make system-deps)"
-    return found
-
-
 def prometheus_config() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(
         (DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
@@ -117,11 +109,8 @@ def test_service_ports_and_tokens() -> None:
 
 def test_the_image_config_accepts_the_stack_tokens() -> None:
     """deploy/config.docker.yaml with the env file's tokens is a valid config."""
-    script = Path(sys.executable).parent / "integration-monitor"
-    command = str(script) if script.exists() else shutil.which("integration-monitor")
-    assert command, "the integration-monitor console script is not installed"
     result = subprocess.run(
-        [command, "check-config", "--config", str(DEPLOY / "config.docker.yaml")],
+        [*service_command(), "check-config", "--config", str(DEPLOY / "config.docker.yaml")],
         capture_output=True,
         text=True,
         env={**os.environ, **env_file("integration-monitor")},
@@ -148,7 +137,7 @@ def test_promtool_checks_the_prometheus_config_as_mounted(tmp_path: Path) -> Non
     command = service("prometheus")["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in command
     result = subprocess.run(
-        [tool("promtool"), "check", "config", str(etc / "prometheus.yml")],
+        [binary("promtool"), "check", "config", str(etc / "prometheus.yml")],
         capture_output=True,
         text=True,
         timeout=60,
@@ -191,7 +180,7 @@ def test_amtool_checks_the_alertmanager_config() -> None:
     path = container_file("alertmanager", "/etc/alertmanager/alertmanager.yml")
     assert path == DEPLOY / "alertmanager" / "alertmanager.yml"
     result = subprocess.run(
-        [tool("amtool"), "check-config", str(path)],
+        [binary("amtool"), "check-config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -236,34 +225,9 @@ def test_grafana_gets_the_provisioning_and_dashboards() -> None:
     assert "127.0.0.1:3000:3000" in service("grafana")["ports"]
 
 
-@pytest.fixture
-def webhook_logger(tmp_path: Path) -> Any:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_example_receiver_prints_each_alert(tmp_path: Path) -> None:
+    port = free_port()
     log = tmp_path / "receiver.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(DEPLOY / "alertmanager" / "webhook_logger.py"),
-                "--port",
-                str(port),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process, port, log
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=15)
-
-
-def test_example_receiver_prints_each_alert(webhook_logger: Any) -> None:
-    process, port, log = webhook_logger
     payload = {
         "status": "firing",
         "alerts": [
@@ -287,18 +251,24 @@ def test_example_receiver_prints_each_alert(webhook_logger: Any) -> None:
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"},
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                assert response.status == 200
-            break
-        except OSError:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the receiver did not start"
-            time.sleep(0.1)
-    process.terminate()
-    assert process.wait(timeout=15) == 0
+
+    def delivered() -> bool:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(response.status == 200)
+
+    processes = Processes()
+    try:
+        process = processes.start(
+            "the example receiver",
+            [sys.executable, str(RECEIVER), "--port", str(port)],
+            log,
+            cwd=tmp_path,
+        )
+        wait_for("the receiver to take the alert", delivered, 20, processes)
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+    finally:
+        processes.stop()
     assert (
         "FIRING IntegrationMonitorError [critical] key=crm-sync instance=integration-monitor:9812 "
         "An integration monitor is in error. http://localhost:9812/monitors/crm-sync"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from exporter.client import wrapper
-from tests.service import Service
+from tests.support import ROOT
+from tests.support.processes import Processes, wait_for
+from tests.support.service import Service
+
+pytestmark = pytest.mark.system  # the service runs as a subprocess for these tests
 
 COMMAND_SECONDS = 60.0
 PUSH_TOKEN = "push-token-0123456789"
@@ -151,7 +153,7 @@ def test_the_url_comes_from_the_environment_and_the_command_gets_the_batch_id(
 
 def _documented_recipe() -> str:
     """docs/client.md's two-line recipe for logs from a wrapped Python job."""
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+    docs = (ROOT / "docs" / "client.md").read_text()
     section = docs.split("### Logs from a Python job to the wrapper's batch", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
@@ -184,13 +186,6 @@ def test_the_command_does_not_run_when_the_start_cannot_be_reported(
     assert run(service, "no-such-monitor", command) == 2
     assert "could not report the start" in capfd.readouterr().err
     assert not marker.exists()
-
-
-@pytest.fixture
-def closed_url() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_fail_quietly_runs_the_command_when_the_service_is_unreachable(
@@ -252,17 +247,15 @@ def test_sigterm_is_passed_on_to_the_command_and_its_end_reported(
     started = tmp_path / "started"
     code = "import sys, time; open(sys.argv[1], 'w').close(); time.sleep(60)"
     command = [sys.executable, "-m", "exporter", "run", "--key", key, "--url", service.url]
-    proc = subprocess.Popen([*command, "--", *python(code), str(started)])
+    processes = Processes()
     try:
-        deadline = time.monotonic() + COMMAND_SECONDS
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert started.exists()
+        proc = processes.start(
+            "the wrapper", [*command, "--", *python(code), str(started)], tmp_path / "run.log", ROOT
+        )
+        wait_for("the command to start", started.exists, COMMAND_SECONDS, processes, poll=0.02)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=COMMAND_SECONDS) == 128 + signal.SIGTERM
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=COMMAND_SECONDS)
+        processes.stop()
     batch = service.only_batch(key)
     assert (batch["logstatus"], batch["errormsg"]) == ("error", "killed by signal SIGTERM")

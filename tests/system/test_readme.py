@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.service import Service
+from tests.support import ROOT
+from tests.support.service import Service
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 README_URL = "http://127.0.0.1:9812"
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from exporter.core.errors import DomainError
 from exporter.http.errors import CODES, DOMAIN_CODES
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _subclasses(cls: type[DomainError]) -> set[type[DomainError]]:

@@ -17,10 +17,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import PUSH, READ, TOKENS, Factory, put_monitor
-from tests.service import Service
+from tests.support import ROOT
+from tests.support.service import Service
 
 Client = TestClient[web.Request, web.Application]
-DOCS = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+DOCS = (ROOT / "docs" / "client.md").read_text()
 CRON_LINE = next(x for x in DOCS.splitlines() if x.startswith("*/15 * * * * curl"))
 
 
@@ -120,6 +121,7 @@ async def test_ping_needs_the_push_role(make_client: Factory) -> None:
     assert (await client.get("/ping/nope", headers=push)).status == 404
 
 
+@pytest.mark.system
 async def test_the_documented_crontab_line_with_curl(client: Client) -> None:
     """docs/client.md's crontab line, run by a real shell and curl against the service."""
     assert shutil.which("curl"), "curl is needed (Debian package curl)"
@@ -230,6 +232,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     running.stop()
 
 
+@pytest.mark.system
 def test_a_third_party_healthchecks_client_works_unchanged(service: Service) -> None:
     """healthchecks-io, pointed at our ping URLs, sees every ping succeed.
 
@@ -260,6 +263,7 @@ def test_a_third_party_healthchecks_client_works_unchanged(service: Service) -> 
             client.exit_code_ping(300, uuid=key)
 
 
+@pytest.mark.system
 def test_curl_and_shell_lines_that_check_for_ok(service: Service) -> None:
     """The shell habit of Healthchecks users: `curl ... | grep -qx OK`, also with HEAD."""
     assert shutil.which("curl"), "curl is needed (Debian package curl)"

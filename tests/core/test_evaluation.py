@@ -16,7 +16,7 @@ from exporter.core.statuses import BUILTIN_STATUSES, Severity
 from exporter.http import appkeys
 from exporter.service.state import MonitorState
 from tests.conftest import ADMIN, PUSH, READ, TOKENS, Clock, Factory, put_monitor
-from tests.metrics_oracle import registry_of
+from tests.support.metrics_oracle import registry_of
 
 NOW = datetime(2026, 11, 28, 11, 30, tzinfo=UTC).timestamp()
 MIN = 60.0

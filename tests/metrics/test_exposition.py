@@ -9,7 +9,7 @@ from exporter.core.counters import DurationBuckets
 from exporter.http import appkeys
 from exporter.metrics.exposition import Exposition
 from tests.conftest import Clock, Factory, put_monitor
-from tests.metrics_oracle import MonitorCollector, build_registry
+from tests.support.metrics_oracle import MonitorCollector, build_registry
 
 
 async def test_cached_text_equals_the_client_library_rendering(make_client: Factory) -> None:

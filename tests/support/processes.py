@@ -4,7 +4,9 @@ Prometheus, Alertmanager, promtool and the service's own console scripts are loo
 `binary` and `console_script`: a missing one is a broken test machine, so the test fails, never
 skips. `Processes` starts them, each writing to its own log file, checks they are still alive
 and stops them (terminate, then kill). `wait_for` polls a check until a deadline and fails with
-the tails of those logs. `http` is one JSON request to 127.0.0.1.
+the tails of those logs. `http` is one JSON request to 127.0.0.1, `free_port` a port to listen
+on, `serve_in_thread` an HTTP server in this process (a stand-in or a receiver), and
+`start_prometheus` the one way the tests run Prometheus.
 
 A plain module, not a test file: pytest does not rewrite its asserts, so every failure here
 says itself what was expected and what came instead.
@@ -12,18 +14,25 @@ says itself what was expected and what came instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import pytest
+import yaml
 
 T = TypeVar("T")
 
@@ -31,6 +40,7 @@ SYSTEM_DEPS_HINT = "run `make system-deps` (scripts/install-system-deps.sh insta
 LOG_TAIL_CHARS = 3000
 POLL_SECONDS = 0.2
 STOP_SECONDS = 15.0
+START_SECONDS = 60.0
 
 
 def binary(name: str) -> str:
@@ -53,6 +63,13 @@ def console_script(name: str, install_hint: str) -> str:
 def service_command() -> list[str]:
     """The `integration-monitor` console script of the environment running the tests."""
     return [console_script("integration-monitor", "pip install -e '.[server]'")]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def http(
@@ -110,8 +127,8 @@ class Processes:
         cwd: Path,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `args` in `cwd` as `name`, stdout and stderr to `log`, no stdin."""
-        handle = log.open("wb")
+        """Start `args` in `cwd` as `name`, stdout and stderr appended to `log`, no stdin."""
+        handle = log.open("ab")
         self.logs.append(log)
         try:
             process = subprocess.Popen(
@@ -155,8 +172,14 @@ class Processes:
         self.running.clear()
 
 
-def wait_for(what: str, check: Callable[[], T], timeout: float, processes: Processes) -> T:
-    """Poll `check` until it returns something truthy, and return that.
+def wait_for(
+    what: str,
+    check: Callable[[], T],
+    timeout: float,
+    processes: Processes,
+    poll: float = POLL_SECONDS,
+) -> T:
+    """Poll `check` every `poll` seconds until it returns something truthy, and return that.
 
     Before each try every one of `processes` must still be running. OSError, AssertionError and
     ValueError from `check` count as "not yet"; the last one is shown if `timeout` passes, with
@@ -173,8 +196,86 @@ def wait_for(what: str, check: Callable[[], T], timeout: float, processes: Proce
             error = None
         except (OSError, AssertionError, ValueError) as exc:
             error = exc
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll)
     pytest.fail(
         f"timed out after {timeout:.0f}s waiting for {what} (last error: {error})\n"
         f"{processes.tails()}"
     )
+
+
+def answers(url: str) -> Callable[[], bool]:
+    """A check for `wait_for`: a GET of `url` answers 2xx, whatever the body."""
+
+    def check() -> bool:
+        http("GET", url, timeout=2.0, allow_text=True)
+        return True
+
+    return check
+
+
+@contextlib.contextmanager
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on a free 127.0.0.1 port, `handler` answering in threads; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=STOP_SECONDS)
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    """A Prometheus that `start_prometheus` started: its URL and what the tests ask it."""
+
+    url: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The result of an instant query; a query Prometheus refuses fails the test."""
+        answer = http("GET", f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        if answer.get("status") != "success":
+            raise AssertionError(f"query {expr!r} -> {answer}")
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts of the rules Prometheus evaluates, pending and firing."""
+        alerts: list[dict[str, Any]] = http("GET", f"{self.url}/api/v1/alerts", timeout=2.0)[
+            "data"
+        ]["alerts"]
+        return alerts
+
+
+def start_prometheus(
+    processes: Processes, directory: Path, config: Mapping[str, Any]
+) -> Prometheus:
+    """Prometheus with `config` as its prometheus.yml, on a free port, once it is ready.
+
+    Its config, data and log (prometheus.log) are in `directory`; `processes` stops it.
+    """
+    executable = binary("prometheus")
+    port = free_port()
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    processes.start(
+        "prometheus",
+        [
+            executable,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={directory / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        directory / "prometheus.log",
+        cwd=directory,
+    )
+    prometheus = Prometheus(f"http://127.0.0.1:{port}")
+    wait_for(
+        "Prometheus to be ready", answers(f"{prometheus.url}/-/ready"), START_SECONDS, processes
+    )
+    return prometheus
