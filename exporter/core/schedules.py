@@ -153,13 +153,13 @@ class Schedule:
         return f"{d.hour:02d}:{d.minute:02d} on {d.day} {_MONTHS[d.month - 1]}"
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)
 def schedule_of(expression: str, timezone: str) -> Schedule:
     """The one `Schedule` of an expression and zone (monitors that share them share it)."""
     return Schedule(expression, timezone)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)
 def explain(expression: str) -> str:
     """The expression in words, starting lower-case: `every 15th minute from 08:00 through
     17:59 on Monday through Friday`. The expression itself where words fail."""
