@@ -3,6 +3,7 @@ pure functions of the settings, the latest run and `now`, across daylight-saving
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -159,15 +160,29 @@ def test_the_zone_sets_the_wall_clock() -> None:
     assert schedule.next_after(utc(2026, 7, 2, 12, 0)) == utc(2026, 7, 3, 0, 0)  # CEST
 
 
-def test_remembered_cells_give_the_same_answers() -> None:
-    """next_after remembers cells of the calendar; asked again in any order it must agree
-    with a fresh walk."""
-    remembered = Schedule("*/15 8-17 * * MON-FRI", "Europe/Stockholm")
-    start = local(STOCKHOLM, 2026, 3, 27, 7, 0)
-    times = [start + k * 7 * MIN for k in range(400)]
-    for t in times + times[::-1] + times[::3]:
-        fresh = Schedule(remembered.expression, remembered.timezone)  # remembers nothing yet
-        assert remembered.next_after(t) == fresh.next_after(t)
+@pytest.mark.parametrize(
+    ("expression", "timezone", "start"),
+    [
+        ("*/15 8-17 * * MON-FRI", "Europe/Stockholm", (2026, 3, 27)),
+        ("30 2 * * *", "Europe/Stockholm", (2026, 10, 23)),
+        ("30 1 * * *", "America/New_York", (2026, 10, 30)),
+        ("*/30 * * * *", "America/New_York", (2026, 3, 7)),
+        ("0 0 L * *", "UTC", (2026, 1, 1)),
+    ],
+)
+def test_remembered_cells_give_the_same_answers(
+    expression: str, timezone: str, start: tuple[int, int, int]
+) -> None:
+    """next_after remembers cells of the calendar; asked again, in any order, across a DST
+    change, it must agree with a fresh walk."""
+    remembered = Schedule(expression, timezone)
+    first = utc(*start)
+    span = 60 * 24 * HOUR if expression.startswith("0 0 L") else 4 * 24 * HOUR
+    rng = random.Random(13)
+    times = sorted(first + rng.uniform(0, span) for _ in range(300))
+    for t in times + times[::-1] + rng.sample(times, len(times)):
+        fresh = Schedule(expression, timezone)  # remembers nothing yet
+        assert remembered.next_after(t) == fresh.next_after(t), t
 
 
 # Spring forward: 02:00 → 03:00 (Stockholm 29 Mar 2026, New York 8 Mar 2026). Fall back:
