@@ -189,33 +189,26 @@ def test_remembered_cells_give_the_same_answers(
 # 03:00 → 02:00 in Stockholm (25 Oct 2026), 02:00 → 01:00 in New York (1 Nov 2026).
 
 
-def test_spring_forward_stockholm_0230_is_due_right_after_the_change() -> None:
-    schedule = Schedule("30 2 * * *", "Europe/Stockholm")
-    times = walk(schedule, local(STOCKHOLM, 2026, 3, 28, 12, 0), 2)
-    assert times == [local(STOCKHOLM, 2026, 3, 29, 3, 0), local(STOCKHOLM, 2026, 3, 30, 2, 30)]
+@pytest.mark.parametrize(("zone", "day"), [(STOCKHOLM, 29), (NEW_YORK, 8)])
+def test_spring_forward_0230_is_due_right_after_the_change(zone: ZoneInfo, day: int) -> None:
+    schedule = Schedule("30 2 * * *", str(zone))
+    times = walk(schedule, local(zone, 2026, 3, day - 1, 12, 0), 2)
+    assert times == [local(zone, 2026, 3, day, 3, 0), local(zone, 2026, 3, day + 1, 2, 30)]
 
 
-def test_spring_forward_new_york_0230_is_due_right_after_the_change() -> None:
-    schedule = Schedule("30 2 * * *", "America/New_York")
-    times = walk(schedule, local(NEW_YORK, 2026, 3, 7, 12, 0), 2)
-    assert times == [local(NEW_YORK, 2026, 3, 8, 3, 0), local(NEW_YORK, 2026, 3, 9, 2, 30)]
-
-
-def test_fall_back_stockholm_0230_is_due_once() -> None:
-    schedule = Schedule("30 2 * * *", "Europe/Stockholm")
-    times = walk(schedule, local(STOCKHOLM, 2026, 10, 24, 12, 0), 2)
-    assert times == [local(STOCKHOLM, 2026, 10, 25, 2, 30), local(STOCKHOLM, 2026, 10, 26, 2, 30)]
-    # Asked from inside the repeated hour (02:10, second pass), the next one is tomorrow's.
-    inside = local(STOCKHOLM, 2026, 10, 25, 2, 10, fold=1)
-    assert schedule.next_after(inside) == local(STOCKHOLM, 2026, 10, 26, 2, 30)
-
-
-def test_fall_back_new_york_0130_is_due_once() -> None:
-    schedule = Schedule("30 1 * * *", "America/New_York")
-    times = walk(schedule, local(NEW_YORK, 2026, 10, 31, 12, 0), 2)
-    assert times == [local(NEW_YORK, 2026, 11, 1, 1, 30), local(NEW_YORK, 2026, 11, 2, 1, 30)]
-    inside = local(NEW_YORK, 2026, 11, 1, 1, 10, fold=1)
-    assert schedule.next_after(inside) == local(NEW_YORK, 2026, 11, 2, 1, 30)
+@pytest.mark.parametrize(
+    ("zone", "month", "day", "hour"), [(STOCKHOLM, 10, 25, 2), (NEW_YORK, 11, 1, 1)]
+)
+def test_fall_back_the_repeated_time_is_due_once(
+    zone: ZoneInfo, month: int, day: int, hour: int
+) -> None:
+    schedule = Schedule(f"30 {hour} * * *", str(zone))
+    first = local(zone, 2026, month, day, hour, 30)  # the first pass of the repeated hour
+    times = walk(schedule, first - 12 * HOUR, 2)
+    assert times == [first, first + 25 * HOUR]  # the next night's: a day of 25 hours later
+    # Asked from inside the second pass of the repeated hour, the next one is tomorrow's.
+    inside = local(zone, 2026, month, day, hour, 10, fold=1)
+    assert schedule.next_after(inside) == first + 25 * HOUR
 
 
 def test_fall_back_a_wildcard_hour_follows_real_time() -> None:
