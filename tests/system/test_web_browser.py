@@ -419,9 +419,9 @@ def test_next_run_shows_in_the_viewers_time_zone(
         assert "Max runtime\n2 h" in main or "Max runtime 2 h" in main
         assert screenshot(driver, "status-monitor-scheduled.png").stat().st_size > 10_000
         driver.get(service.url + "/?q=backup")
-        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "td.next-run .localized"))
-        cell = driver.find_element(By.CSS_SELECTOR, "tr[data-key=backup-nightly] td.next-run")
-        assert here.strftime("%H:%M") in cell.text and cell.text.startswith("in ")
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".next-run .localized"))
+        cell = driver.find_element(By.CSS_SELECTOR, "tr[data-key=backup-nightly] .next-run")
+        assert here.strftime("%H:%M") in cell.text and cell.text.startswith("next due in ")
         assert csp_violations(driver) == []
     finally:
         driver.quit()
