@@ -105,21 +105,26 @@ class Schedule:
         self._ends: list[float] = []  # end of the window that holds t
 
     def _walk(self, t: float, reverse: bool) -> float | None:
-        """The first scheduled time after t (or before it, reverse), or None within 50 years.
+        """The first scheduled time after t (or before it, reverse); None when none comes
+        within 50 years, or t lies beyond the years a datetime can say (an old database).
 
         Around a fall-back cronsim counts on the wall clock: from inside the repeated hour it
         may answer with the hour's first pass, which is behind t. Such answers are skipped.
         """
         if not math.isfinite(t):
             return None
-        start = datetime.fromtimestamp(t, self.zone)
-        found = CronSim(self._fields, start, reverse=reverse)
-        for _ in range(_SKIPS_MAX):
-            at = next(found, None)
-            if at is None:
-                return None
-            if (at.timestamp() < t) if reverse else (at.timestamp() > t):
-                return at.timestamp()
+        try:
+            found = CronSim(self._fields, datetime.fromtimestamp(t, self.zone), reverse=reverse)
+            for _ in range(_SKIPS_MAX):
+                at = next(found, None)
+                if at is None:
+                    return None
+                if (at.timestamp() < t) if reverse else (at.timestamp() > t):
+                    return at.timestamp()
+        except (OverflowError, ValueError, OSError):  # beyond what a datetime can say
+            return None
+        except CronSimError:  # checked at the edge; only a hand-edited database gets here
+            return None
         return None
 
     def next_after(self, t: float) -> float | None:

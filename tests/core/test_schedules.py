@@ -233,6 +233,14 @@ def test_the_expected_run_follows_the_latest_start_not_the_clock() -> None:
     assert expected_run(settings(alert_interval=60), created, None) is None
 
 
+def test_times_beyond_the_calendar_expect_nothing_rather_than_fail() -> None:
+    """A database from before report times were bounded may hold any float (core.times)."""
+    s = settings(schedule="0 2 * * *", timezone="Europe/Stockholm")
+    for start in (1e13, -1e13, float("nan"), float("inf"), 253_402_300_000.0):
+        assert expected_run(s, 0.0, started(start)) is None
+    assert Schedule("0 2 * * *", "UTC").latest_before(-1e13) is None
+
+
 # --- evaluation ------------------------------------------------------------------------------
 
 NIGHTLY = {"schedule": "0 2 * * *", "timezone": "Europe/Stockholm", "grace": 10}
