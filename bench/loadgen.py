@@ -193,12 +193,15 @@ async def evaluate(session: aiohttp.ClientSession, a: Args) -> Args:
         passes.append(time.perf_counter() - started)
 
     scrapes: list[float] = []
+    errors = math.nan
     for _ in range(a["passes"]):
         during += await _probed(session, url, one_pass)
         seconds, body = await _get(session, url + "/metrics")
         scrapes.append(seconds)
-        value = metric_value(body.decode(), "integration_monitor_evaluation_duration_seconds")
+        text = body.decode()
+        value = metric_value(text, "integration_monitor_evaluation_duration_seconds")
         reported.append(math.nan if value is None else value)
+        errors = metric_value(text, 'integration_monitor_monitors{status="error"}') or 0.0
     return {
         "request_median_s": statistics.median(passes),
         "request_max_s": max(passes),
@@ -207,6 +210,7 @@ async def evaluate(session: aiohttp.ClientSession, a: Args) -> Args:
         "probe_max_ms": max(during, default=math.nan) * 1000,
         "probe_count": len(during),
         "idle_probe_max_ms": max(idle, default=math.nan) * 1000,
+        "errors_after_pass": errors,
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.plan import key
@@ -29,10 +29,58 @@ def failing(index: int) -> bool:
     return index % 10 == 9
 
 
-def _monitors(count: int, now: float) -> Iterator[tuple[object, ...]]:
+# (schedule, timezone, grace): a fleet's mix of schedules, shared by many monitors each. The
+# seeded runs come every 10 minutes, so most are on time; `* * * * *` with a one-minute grace
+# has missed its runs (the alert text names the missed one: the slower path).
+SHARED_SCHEDULES: tuple[tuple[str, str, int], ...] = (
+    ("*/10 * * * *", "UTC", 10),
+    ("*/5 * * * *", "UTC", 10),
+    ("* * * * *", "UTC", 1),
+    ("0 * * * *", "UTC", 10),
+    ("@hourly", "Europe/London", 10),
+    ("30 * * * *", "Europe/Stockholm", 10),
+    ("0 2 * * *", "Europe/Stockholm", 10),
+    ("30 2 * * *", "America/New_York", 10),
+    ("*/15 8-17 * * MON-FRI", "America/New_York", 5),
+    ("0 6 * * 1", "Asia/Tokyo", 60),
+    ("@daily", "UTC", 60),
+    ("@weekly", "Australia/Sydney", 60),
+    ("@monthly", "Europe/Berlin", 60),
+    ("0 0 1 jan,jul *", "UTC", 60),
+    ("*/20 * * * *", "America/Los_Angeles", 10),
+    ("0 */2 * * *", "Asia/Kolkata", 10),
+)
+_ZONES = ("UTC", "Europe/Stockholm", "America/New_York", "Asia/Tokyo", "Europe/London",
+          "America/Sao_Paulo", "Australia/Sydney")  # fmt: skip
+
+
+def distinct_schedules(count: int) -> list[tuple[str, str, int]]:
+    """One schedule per monitor: a daily time of its own (1,440 per zone), in seven zones."""
+    return [(f"{i % 60} {i // 60 % 24} * * *", _ZONES[i // 1440 % 7], 10) for i in range(count)]
+
+
+def _monitors(
+    count: int, now: float, schedules: Sequence[tuple[str, str, int]]
+) -> Iterator[tuple[object, ...]]:
     created = now - 60 * 86400
     for i in range(count):
-        yield (i + 1, key(i), key(i), "batch", 1, ALERT_INTERVAL, created, created)
+        if schedules:
+            schedule, zone, grace = schedules[i % len(schedules)]
+            yield (i + 1, key(i), key(i), "batch", 1, 0, schedule, zone, grace, created, created)
+        else:
+            yield (
+                i + 1,
+                key(i),
+                key(i),
+                "batch",
+                1,
+                ALERT_INTERVAL,
+                "",
+                "UTC",
+                10,
+                created,
+                created,
+            )
 
 
 def _batches(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[object, ...]]:
@@ -87,8 +135,15 @@ def _chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[list[tuple[object, .
         yield chunk
 
 
-def seed(path: Path, monitors: int, runs: int, now: float = NOW) -> float:
-    """Create `path` with `monitors` batch monitors and `runs` batches spread evenly over them.
+def seed(
+    path: Path,
+    monitors: int,
+    runs: int,
+    now: float = NOW,
+    schedules: Sequence[tuple[str, str, int]] = (),
+) -> float:
+    """Create `path` with `monitors` batch monitors and `runs` batches spread evenly over them;
+    with `schedules`, monitor i has the i-th (round robin) instead of an alert interval.
 
     Returns the seconds it took.
     """
@@ -104,8 +159,9 @@ def seed(path: Path, monitors: int, runs: int, now: float = NOW) -> float:
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO integration_monitor (id, integration_key, name, type, active, "
-            "alert_interval, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-            _monitors(monitors, now),
+            "alert_interval, schedule, timezone, grace, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            _monitors(monitors, now, schedules),
         )
         for chunk in _chunks(_batches(monitors, per_monitor, now)):
             conn.executemany(

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from exporter.core.records import BOTH_CHECKS, DEFAULT_GRACE, DEFAULT_TIMEZONE
+from exporter.core.schedules import MACROS, ScheduleError, check_schedule, check_timezone
 
 
 def _refuse_flags(kind: str, message: str) -> BeforeValidator:
@@ -26,7 +37,26 @@ def _refuse_numbers(value: Any) -> Any:
     return value
 
 
+def _schedule(value: str) -> str:
+    """'' (no schedule), or an expression cron can use, whitespace tidied."""
+    if not value.strip():
+        return ""
+    try:
+        return check_schedule(value)
+    except ScheduleError as exc:
+        raise PydanticCustomError("invalid_schedule", str(exc)) from None
+
+
+def _timezone(value: str) -> str:
+    try:
+        return check_timezone(value)
+    except ScheduleError as exc:
+        raise PydanticCustomError("invalid_timezone", str(exc)) from None
+
+
 Whole = Annotated[int, _refuse_flags("int_type", "Input should be a valid integer")]
+Cron = Annotated[str, Field(max_length=100), AfterValidator(_schedule)]
+Zone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 Number = Annotated[float, _refuse_flags("float_type", "Input should be a valid number")]
 Flag = Annotated[bool, BeforeValidator(_refuse_numbers)]
 
@@ -46,7 +76,10 @@ class MonitorBody(Body):
     type: Literal["batch", "message"] = Field("batch", description="batch or message.")
     active: Flag = Field(True, description="Inactive monitors are not evaluated.")
     alert_interval: Whole = Field(
-        0, ge=0, le=SETTING_MAX, description="Minutes without a run before error; 0: off."
+        0,
+        ge=0,
+        le=SETTING_MAX,
+        description="Minutes without a run before error; 0: off. Not with a schedule.",
     )
     alert_no_creates_deceeds: Whole = Field(
         0, ge=0, le=SETTING_MAX, description="Minimum created; 0: off."
@@ -57,6 +90,35 @@ class MonitorBody(Body):
     alert_no_deletes_deceeds: Whole = Field(
         0, ge=0, le=SETTING_MAX, description="Minimum deleted; 0: off."
     )
+    schedule: Cron = Field(
+        "",
+        description="When runs are expected: a cron expression of five fields (minute hour "
+        "day-of-month month day-of-week; ranges, steps, lists, names of days and months) or "
+        f"{', '.join(MACROS)}; '' = none. Not with a non-zero alert_interval.",
+    )
+    timezone: Zone = Field(
+        DEFAULT_TIMEZONE, description="IANA time zone the schedule is read in (Europe/Stockholm)."
+    )
+    grace: Whole = Field(
+        DEFAULT_GRACE,
+        ge=0,
+        le=SETTING_MAX,
+        description="Minutes a scheduled run may start late before the monitor is in error.",
+    )
+    max_runtime: Whole = Field(
+        0,
+        ge=0,
+        le=SETTING_MAX,
+        description="Minutes a batch may stay running before the monitor is in error; 0: off.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _one_check(cls, value: str, info: ValidationInfo) -> str:
+        """A schedule, or an interval: the two would contradict each other."""
+        if value and info.data.get("alert_interval", 0) > 0:
+            raise PydanticCustomError("schedule_and_interval", BOTH_CHECKS)
+        return value
 
 
 class MonitorPatch(Body):
@@ -69,3 +131,14 @@ class MonitorPatch(Body):
     alert_no_creates_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
     alert_no_updates_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
     alert_no_deletes_deceeds: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+    schedule: Cron | None = None
+    timezone: Zone | None = None
+    grace: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+    max_runtime: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+
+    @field_validator("schedule")
+    @classmethod
+    def _one_check(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and (info.data.get("alert_interval") or 0) > 0:
+            raise PydanticCustomError("schedule_and_interval", BOTH_CHECKS)
+        return value

@@ -41,6 +41,10 @@ class UnknownStatus(DomainError):
         super().__init__(f"Unknown logstatus {status!r}; known: {', '.join(known)}", "logstatus")
 
 
+class InvalidSettings(DomainError):
+    """Monitor settings that contradict each other (a schedule and an alert_interval)."""
+
+
 class InvalidReport(DomainError):
     """A report whose values cannot all be true (an end before its start, a time in 2100)."""
 

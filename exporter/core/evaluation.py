@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from exporter.core.records import MonitorSettings, Run
+from exporter.core.schedules import expected_run, schedule_of
 from exporter.core.statuses import AlertStatus, Severity
 from exporter.core.times import format_time
 
@@ -56,10 +57,38 @@ def _staleness(
     created_at: float,
     now: float,
     severities: Mapping[str, Severity],
+) -> list[tuple[str, str]]:
+    running = latest is not None and severity_of(latest.logstatus, severities) == "running"
+    out: list[tuple[str, str]] = []
+    if settings.schedule:
+        missed = _missed(settings, latest, created_at, now)
+        if missed:
+            out.append((NO_RECENT_RUN, missed))
+    elif settings.alert_interval > 0:
+        # With max_runtime set, a running batch is judged by it alone (below).
+        stale = _interval(settings, latest, created_at, now, running, settings.max_runtime > 0)
+        if stale:
+            out.append(stale)
+    limit = settings.max_runtime * 60
+    if running and latest is not None and limit > 0 and now - latest.starttime > limit:
+        text = (
+            f"Batch still running after {format_span(now - latest.starttime)}, longer than "
+            f"max_runtime of {format_span(limit)} (started {format_time(latest.starttime)})"
+        )
+        out.append((RUN_TOO_LONG, text))
+    return out
+
+
+def _interval(
+    settings: MonitorSettings,
+    latest: Run | None,
+    created_at: float,
+    now: float,
+    running: bool,
+    running_judged_apart: bool,
 ) -> tuple[str, str] | None:
+    """Nothing started within alert_interval, or the latest batch still running past it."""
     interval = settings.alert_interval * 60
-    if interval <= 0:
-        return None
     noun = "batch" if settings.type == "batch" else "log"
     if latest is None:
         if now - created_at > interval:
@@ -71,7 +100,9 @@ def _staleness(
     age = now - latest.starttime
     if age <= interval:
         return None
-    if severity_of(latest.logstatus, severities) == "running":
+    if running:
+        if running_judged_apart:  # by max_runtime
+            return None
         return RUN_TOO_LONG, (
             f"Batch still running after {format_span(age)}, longer than the interval of "
             f"{format_span(interval)} (started {format_time(latest.starttime)})"
@@ -81,6 +112,26 @@ def _staleness(
         f"No {noun} {verb} in the last {format_span(interval)} "
         f"(last: {format_time(latest.starttime)})"
     )
+
+
+def _missed(
+    settings: MonitorSettings, latest: Run | None, created_at: float, now: float
+) -> str | None:
+    """The latest scheduled time whose grace has passed has no run started at or after it.
+
+    Only the first scheduled time after the latest start (or the creation) needs checking:
+    if its deadline has passed, so has every later one's that is due.
+    """
+    expected = expected_run(settings, created_at, latest)
+    if expected is None or now <= expected.deadline:
+        return None
+    schedule = schedule_of(settings.schedule, settings.timezone)
+    due = schedule.latest_before(now - settings.grace * 60) or expected.start
+    if latest is None:
+        last = f"never reported; monitor created {schedule.local(created_at)}"
+    else:
+        last = f"last started {schedule.local(latest.starttime)}"
+    return f"No run since the one due at {schedule.local(due)} ({settings.timezone}); {last}"
 
 
 def _result(
@@ -143,18 +194,20 @@ def evaluate_monitor(
 ) -> Evaluation:
     """Decide a monitor's alert status.
 
-    1. Staleness (interval > 0): nothing started within the interval (from the monitor's
-       creation when it never reported), or the latest batch still running past it.
+    1. Staleness. With a schedule: the latest scheduled time whose grace has passed has no
+       run started at or after it (`core.schedules`). With an interval > 0: nothing started
+       within it (from the monitor's creation when it never reported), or the latest batch
+       still running past it. With max_runtime > 0: the latest batch running longer (a
+       running batch is then judged by max_runtime alone, not by the interval).
     2. Result: the latest finished run has a status of severity error.
     3. Thresholds (batch monitors): the latest finished batch's counts below a non-zero limit.
     4. error if any reason holds; else ok if the monitor ever reported; else notcalculated.
     """
     reasons: list[str] = []
     kinds: set[str] = set()
-    stale = _staleness(settings, latest, created_at, now, severities)
-    if stale:
-        kinds.add(stale[0])
-        reasons.append(stale[1])
+    for kind, reason in _staleness(settings, latest, created_at, now, severities):
+        kinds.add(kind)
+        reasons.append(reason)
     failed = _result(settings, latest_finished, severities)
     if failed:
         kinds.add(LAST_RUN_FAILED)

@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from exporter.core.errors import InvalidSettings
 from exporter.core.statuses import AlertStatus
 
 MonitorType = Literal["batch", "message"]
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"  # integration_key: safe in URLs, ≤32
 OPERATIONS = ("created", "updated", "deleted")
+DEFAULT_TIMEZONE = "UTC"
+# Minutes a run may start after its scheduled time before the monitor is in error. Ten minutes
+# is twice the clock skew the service accepts by default (a job host's clock may run five
+# minutes behind the service's), and still tells of a missed nightly run within minutes.
+DEFAULT_GRACE = 10
+BOTH_CHECKS = (
+    "a monitor expects runs either on a schedule or within an alert_interval, not both; "
+    "set alert_interval to 0 to use a schedule, or schedule to '' to use an interval"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,14 @@ class MonitorSettings:
     alert_no_creates_deceeds: int = 0
     alert_no_updates_deceeds: int = 0
     alert_no_deletes_deceeds: int = 0
+    schedule: str = ""  # cron expression; '' = none (checked at the edge: core.schedules)
+    timezone: str = DEFAULT_TIMEZONE  # IANA name the schedule is read in
+    grace: int = DEFAULT_GRACE  # minutes a scheduled run may start late
+    max_runtime: int = 0  # minutes a batch may stay running; 0 = off
+
+    def __post_init__(self) -> None:
+        if self.schedule and self.alert_interval > 0:
+            raise InvalidSettings(BOTH_CHECKS, "schedule")
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,6 +251,7 @@ ROUTES: tuple[Route, ...] = (
         ADMIN,
         "Create or replace a monitor",
         200,
+        MonitorBody,
         MonitorOut,
     ),
     Route(
@@ -260,6 +261,7 @@ ROUTES: tuple[Route, ...] = (
         ADMIN,
         "Change some settings of a monitor",
         200,
+        MonitorPatch,
         MonitorOut,
     ),
     Route("DELETE", KEY_PATH, delete_monitor, ADMIN, "Delete a monitor and its history", 204),

@@ -40,6 +40,7 @@ DOMAIN_CODES: dict[type[domain.DomainError], str] = {
     domain.MonitorTypeMismatch: "monitor_type_mismatch",
     domain.UnknownStatus: "invalid_status",
     domain.InvalidReport: "validation_error",
+    domain.InvalidSettings: "validation_error",
     domain.BatchAlreadyFinished: "batch_already_finished",
     domain.BatchOfOtherMonitor: "batch_monitor_mismatch",
     domain.IdempotencyConflict: "idempotency_key_reused",

@@ -87,6 +87,13 @@ class RunOut(BaseModel):
     no_deleted: int
 
 
+class ExpectedRunOut(BaseModel):
+    """The next run a schedule expects: due at its scheduled time, late after the deadline."""
+
+    due: str = Field(description="The scheduled time (ISO 8601, UTC).")
+    deadline: str = Field(description="due + grace: no run started by then is an error.")
+
+
 class MonitorOut(BaseModel):
     integration_key: str = Field(pattern=KEY_PATTERN, max_length=32)
     name: str
@@ -96,6 +103,16 @@ class MonitorOut(BaseModel):
     alert_no_creates_deceeds: int
     alert_no_updates_deceeds: int
     alert_no_deletes_deceeds: int
+    schedule: str
+    timezone: str
+    grace: int
+    max_runtime: int
+    schedule_description: str | None = Field(
+        description="The schedule in words, with its zone; null without a schedule."
+    )
+    expected_run: ExpectedRunOut | None = Field(
+        description="The first scheduled run after the latest start; null without a schedule."
+    )
     alertstatus: Literal["notcalculated", "ok", "error"]
     alerttext: str
     alert_timestamp: str | None

@@ -6,6 +6,7 @@ from typing import Any
 
 from exporter.core.evaluation import Evaluation
 from exporter.core.records import Batch, Log, Monitor, Run, Transition
+from exporter.core.schedules import describe, expected_run
 from exporter.core.times import iso
 
 
@@ -20,6 +21,12 @@ def monitor_json(monitor: Monitor, last_run: Run | None = None) -> dict[str, Any
         "alert_no_creates_deceeds": s.alert_no_creates_deceeds,
         "alert_no_updates_deceeds": s.alert_no_updates_deceeds,
         "alert_no_deletes_deceeds": s.alert_no_deletes_deceeds,
+        "schedule": s.schedule,
+        "timezone": s.timezone,
+        "grace": s.grace,
+        "max_runtime": s.max_runtime,
+        "schedule_description": describe(s),
+        "expected_run": expected_json(monitor, last_run),
         "alertstatus": monitor.alertstatus,
         "alerttext": monitor.alerttext,
         "alert_timestamp": iso(monitor.alert_timestamp),
@@ -27,6 +34,14 @@ def monitor_json(monitor: Monitor, last_run: Run | None = None) -> dict[str, Any
         "updated_at": iso(monitor.updated_at),
         "last_run": run_json(last_run),
     }
+
+
+def expected_json(monitor: Monitor, last_run: Run | None) -> dict[str, Any] | None:
+    """When a scheduled monitor's next run is due, and the deadline for its start."""
+    expected = expected_run(monitor.settings, monitor.created_at, last_run)
+    if expected is None:
+        return None
+    return {"due": iso(expected.start), "deadline": iso(expected.deadline)}
 
 
 def run_json(run: Run | None) -> dict[str, Any] | None:

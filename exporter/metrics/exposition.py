@@ -43,6 +43,7 @@ def _label_value(value: str) -> str:
 
 
 _SUFFIXES: dict[tuple[tuple[str, str], ...], str] = {}  # labels after key, from fixed words
+_FREE_TEXT = frozenset({"name", "schedule", "summary", "timezone"})  # set by people
 
 
 def _suffix(labels: tuple[tuple[str, str], ...]) -> str:
@@ -50,7 +51,7 @@ def _suffix(labels: tuple[tuple[str, str], ...]) -> str:
     text = _SUFFIXES.get(labels)
     if text is None:
         text = "".join(f',{k}="{_label_value(v)}"' for k, v in labels) + "}"
-        if all(k != "name" for k, _ in labels):  # a monitor's name is free text: not cached
+        if _FREE_TEXT.isdisjoint(k for k, _ in labels):  # names, schedules: not cached
             _SUFFIXES[labels] = text
     return text
 

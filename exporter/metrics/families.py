@@ -10,6 +10,7 @@ from prometheus_client.core import Metric
 from exporter.core.counters import DURATION, DurationBuckets
 from exporter.core.evaluation import REASON_KINDS
 from exporter.core.records import OPERATIONS
+from exporter.core.schedules import describe, expected_run
 from exporter.core.statuses import ALERT_STATUSES
 from exporter.service.state import MonitorState, State
 
@@ -39,9 +40,17 @@ FAMILIES = (
     Family("alert_timestamp_seconds", "gauge", "When the alert status was last evaluated."),
     Family("alert_interval_seconds", "gauge", "alert_interval in seconds; 0 is off."),
     Family("alert_threshold", "gauge", "Minimum objects per run; 0 is off.", ("key", "operation")),
+    Family("schedule_info", "gauge", "The schedule runs are expected on (cron expression, time "
+           "zone, in words); always 1. Monitors with a schedule only.",
+           ("key", "schedule", "summary", "timezone")),
+    Family("max_runtime_seconds", "gauge", "max_runtime in seconds: a batch running longer is "
+           "an error. Absent when off."),
     Family("last_run_status", "gauge", "Status of the latest run, one series per status.",
            ("key", "status")),
     Family("last_run_start_timestamp_seconds", "gauge", "Start of the latest run."),
+    Family("start_deadline_timestamp_seconds", "gauge", "When the run the schedule expects "
+           "next must have started: its scheduled time plus grace. Moves on when a run starts; "
+           "in the past, the run was missed. Monitors with a schedule only."),
     Family("last_run_end_timestamp_seconds", "gauge", "End of the latest finished run."),
     Family("last_success_timestamp_seconds", "gauge", "End of the latest successful run."),
     Family("last_run_duration_seconds", "gauge", "Duration of the latest finished run."),
@@ -52,9 +61,9 @@ FAMILIES = (
     Family("objects", "counter", "Objects by operation, summed over runs.", ("key", "operation")),
     Family("run_duration_seconds", "histogram", "Durations of finished batches."),
 )  # fmt: skip
-(INFO, ACTIVE, CREATED, ALERT, REASON, ALERT_TS, INTERVAL, THRESHOLD, LAST_STATUS, LAST_START,
- LAST_END, LAST_OK, LAST_DURATION, LAST_OBJECTS, RUNS, LOGS, OBJECTS, DURATIONS) = range(
-    len(FAMILIES))  # fmt: skip
+(INFO, ACTIVE, CREATED, ALERT, REASON, ALERT_TS, INTERVAL, THRESHOLD, SCHEDULE, MAX_RUNTIME,
+ LAST_STATUS, LAST_START, DEADLINE, LAST_END, LAST_OK, LAST_DURATION, LAST_OBJECTS, RUNS, LOGS,
+ OBJECTS, DURATIONS) = range(len(FAMILIES))  # fmt: skip
 
 # (family index, sample name, labels (sorted by name, as the exposition writes them), value)
 Sample = tuple[int, str, tuple[tuple[str, str], ...], float]
@@ -62,7 +71,9 @@ Sample = tuple[int, str, tuple[tuple[str, str], ...], float]
 
 _NAMES = [P + f.name for f in FAMILIES]
 EVALUATION_FAMILIES = frozenset({ALERT, REASON, ALERT_TS})
-SETTINGS_FAMILIES = frozenset({INFO, ACTIVE, CREATED, INTERVAL, THRESHOLD})
+# The deadline is not a setting: it moves when a run starts (and when the schedule changes,
+# which bumps the runs' mark too), never with the clock, so it renders with the runs.
+SETTINGS_FAMILIES = frozenset({INFO, ACTIVE, CREATED, INTERVAL, THRESHOLD, SCHEDULE, MAX_RUNTIME})
 
 
 def evaluation_samples(ms: MonitorState) -> list[Sample]:
@@ -97,6 +108,12 @@ def settings_samples(ms: MonitorState) -> list[Sample]:
         (THRESHOLD, name[THRESHOLD], (key, ("operation", op)), float(limit))
         for op, limit in zip(OPERATIONS, limits, strict=True)
     ]
+    words = describe(s)
+    if words is not None:
+        labels = (key, ("schedule", s.schedule), ("summary", words), ("timezone", s.timezone))
+        out.append((SCHEDULE, name[SCHEDULE], labels, 1.0))
+    if s.max_runtime > 0:
+        out.append((MAX_RUNTIME, name[MAX_RUNTIME], (key,), s.max_runtime * 60.0))
     return out
 
 
@@ -114,6 +131,9 @@ def run_samples(
             for st in statuses
         ]  # fmt: skip
         out.append((LAST_START, name[LAST_START], (key,), latest.starttime))
+    expected = expected_run(ms.monitor.settings, ms.monitor.created_at, latest)
+    if expected is not None:
+        out.append((DEADLINE, name[DEADLINE], (key,), expected.deadline))
     if done is not None and done.endtime is not None:
         out.append((LAST_END, name[LAST_END], (key,), done.endtime))
     if ms.last_success is not None:

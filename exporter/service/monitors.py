@@ -3,11 +3,12 @@ and the way to its stored history (runs, logs, transitions) for the API and the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from exporter.core.errors import MissingKey, MonitorNotFound
+from exporter.core.errors import InvalidSettings, MissingKey, MonitorNotFound
 from exporter.core.records import Batch, Correction, Log, MonitorSettings, Transition
 from exporter.service.state import MonitorState, State
 from exporter.storage.interface import Store
@@ -65,7 +66,14 @@ class Monitors:
         return self._state.put_monitor(monitor), created
 
     async def patch(self, key: str, changes: dict[str, Any]) -> MonitorState:
-        self.get(key)
+        """Change some settings. Refused (naming the field the change gave) when the result
+        would contradict itself: a schedule on a monitor with an interval, or the reverse."""
+        current = self.get(key).monitor.settings
+        try:
+            dataclasses.replace(current, **changes)
+        except InvalidSettings as exc:
+            field = "schedule" if changes.get("schedule") else "alert_interval"
+            raise InvalidSettings(exc.message, field) from None
         monitor = await self._store.patch_monitor(key, changes, self._clock())
         return self._state.put_monitor(monitor)
 

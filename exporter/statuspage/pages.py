@@ -21,7 +21,8 @@ from aiohttp import web
 
 from exporter.core.errors import DomainError
 from exporter.core.evaluation import format_span, severity_of
-from exporter.core.records import Batch, Correction, Log, Transition
+from exporter.core.records import Batch, Correction, Log, MonitorSettings, Run, Transition
+from exporter.core.schedules import describe, expected_run, schedule_of
 from exporter.core.statuses import Severity
 from exporter.core.times import format_time, iso
 from exporter.http import appkeys
@@ -116,6 +117,35 @@ class Row:
     created: str
     updated: str
     deleted: str
+    next_run: NextRun | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NextRun:
+    """The run a schedule expects next, as people read it: when it is due (relative, and in
+    the monitor's zone until the page's script puts it in the viewer's), and its deadline."""
+
+    due: Stamp
+    deadline: Stamp
+    zoned: str  # 02:30 on 3 Dec (Europe/Stockholm)
+    schedule: str  # at 02:30 every day, Europe/Stockholm
+    missed: bool
+
+
+def next_run(
+    settings: MonitorSettings, created_at: float, latest: Run | None, now: float
+) -> NextRun | None:
+    expected = expected_run(settings, created_at, latest)
+    if expected is None:
+        return None
+    zoned = schedule_of(settings.schedule, settings.timezone).local(expected.start)
+    return NextRun(
+        stamp(expected.start, now) or EMPTY,
+        stamp(expected.deadline, now) or EMPTY,
+        f"{zoned} ({settings.timezone})",
+        describe(settings) or "",
+        now > expected.deadline,
+    )
 
 
 def overview_row(ms: MonitorState, now: float, severities: Mapping[str, Severity]) -> Row:
@@ -148,6 +178,7 @@ def overview_row(ms: MonitorState, now: float, severities: Mapping[str, Severity
         created=counts[0],
         updated=counts[1],
         deleted=counts[2],
+        next_run=next_run(m.settings, m.created_at, latest, now),
     )
 
 
@@ -272,19 +303,25 @@ def log_view(entry: Log, now: float, severities: Mapping[str, Severity]) -> LogV
 
 
 def left_running(
-    batch: Batch, now: float, later_finished: bool, interval: float, longest: float | None
+    batch: Batch,
+    now: float,
+    later_finished: bool,
+    limit: tuple[str, float],
+    longest: float | None,
 ) -> str:
     """Why a batch still running looks left behind (its finish never came), or ''.
 
     1. A later run has finished: a finish ping with another rid, or none, leaves a run open.
-    2. It has run longer than the monitor's alert interval.
+    2. It has run longer than the monitor's limit: `(what, seconds)`, its max_runtime where
+       set, else its alert interval.
     3. It has run more than twice as long as the longest recent finished run.
     """
     elapsed = now - batch.starttime
+    what, seconds = limit
     if later_finished:
         cause = "a later run has finished; its finish never came, or came with another rid"
-    elif 0 < interval < elapsed:
-        cause = f"longer than the alert interval of {format_span(interval)}"
+    elif 0 < seconds < elapsed:
+        cause = f"longer than {what} of {format_span(seconds)}"
     elif longest is not None and elapsed > 2 * max(longest, 1.0):
         cause = f"more than twice the longest recent run ({short_span(longest)})"
     else:
@@ -341,15 +378,31 @@ def _off_or(value: int, unit: str = "") -> str:
     return "off" if value <= 0 else f"{value:,}{unit}"
 
 
+def run_limit(settings: MonitorSettings) -> tuple[str, float]:
+    """How long a batch may run, in words and seconds: max_runtime, else the interval."""
+    if settings.max_runtime > 0:
+        return "max_runtime", settings.max_runtime * 60.0
+    return "the alert interval", settings.alert_interval * 60.0
+
+
 def settings_view(ms: MonitorState, now: float) -> list[tuple[str, str, Stamp | None]]:
     """The monitor's settings and times as (label, text, time) rows of a definition list."""
     m, s = ms.monitor, ms.monitor.settings
-    interval = "off" if s.alert_interval <= 0 else format_span(s.alert_interval * 60)
     rows: list[tuple[str, str, Stamp | None]] = [
         ("Type", s.type, None),
         ("Active", "yes" if s.active else "no (not evaluated)", None),
-        ("Alert interval", interval, None),
     ]
+    if s.schedule:
+        rows += [
+            ("Schedule", describe(s) or "", None),
+            ("Cron expression", s.schedule, None),
+            ("Grace", format_span(s.grace * 60) if s.grace > 0 else "none", None),
+        ]
+    else:
+        interval = "off" if s.alert_interval <= 0 else format_span(s.alert_interval * 60)
+        rows.append(("Alert interval", interval, None))
+    max_runtime = "off" if s.max_runtime <= 0 else format_span(s.max_runtime * 60)
+    rows.append(("Max runtime", max_runtime, None))
     if s.type == "batch":
         rows += [
             ("Minimum created", _off_or(s.alert_no_creates_deceeds), None),
@@ -610,14 +663,14 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
         recent = await monitors.batches(ms, CHART_RUNS)
         durations = [b.duration for b in recent if b.duration is not None]
         longest = max(durations) if durations else None
-        interval = m.settings.alert_interval * 60.0
+        limit = run_limit(m.settings)
         corrected: dict[int, list[Correction]] = {}
         for c in await monitors.corrections([b.id for b in recent[:TABLE_RUNS]]):
             corrected.setdefault(c.batch_id, []).append(c)
         later_finished = False  # newest first: has a run after this one finished?
         for b in recent[:TABLE_RUNS]:
             batch_logs = await monitors.batch_logs(b.id, LOGS_PER_BATCH)
-            warning = left_running(b, now, later_finished, interval, longest)
+            warning = left_running(b, now, later_finished, limit, longest)
             batches.append(batch_view(b, batch_logs, now, sev, warning, corrected.get(b.id, ())))
             later_finished = later_finished or b.endtime is not None
         loose = await monitors.logs(ms, TABLE_RUNS, outside_batches=True)
@@ -643,6 +696,7 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
             "reasons": list(ms.reasons) or ([m.alerttext] if m.alerttext else []),
             "settings": settings_view(ms, now),
             "latest": latest_run(ms, now, sev),
+            "next_run": next_run(m.settings, m.created_at, ms.latest, now),
             "last_success": stamp(ms.last_success, now),
             "evaluated": stamp(m.alert_timestamp, now),
             "charts": charts,

@@ -246,3 +246,27 @@ def test_synchronous_is_case_insensitive() -> None:
     assert parse_config({"database": {"synchronous": "normal"}}, env={}).database.synchronous == (
         "NORMAL"
     )
+
+
+def test_scheduled_monitors_and_their_mistakes_in_the_users_words() -> None:
+    ok = parse_config(
+        {"monitors": [{"integration_key": "b", "name": "B", "schedule": "@daily",
+                       "timezone": "America/New_York", "grace": 30, "max_runtime": 60}]},
+        {},
+    )  # fmt: skip
+    assert (ok.monitors[0].schedule, ok.monitors[0].timezone) == ("@daily", "America/New_York")
+    monitors = [
+        {"integration_key": "a", "name": "A", "schedule": "0 2 * * * *"},
+        {"integration_key": "b", "name": "B", "schedule": "0 2 * * *", "timezone": "Stockholm"},
+        {"integration_key": "c", "name": "C", "schedule": "0 2 * * *", "alert_interval": 60},
+        {"integration_key": "d", "name": "D", "schedule": "0 2 31 2 *"},
+    ]
+    assert _errors({"monitors": monitors}) == [
+        "monitors[0].schedule: has 6 fields; cron takes five "
+        "(minute hour day-of-month month day-of-week)",
+        "monitors[1].timezone: 'Stockholm' is not an IANA time zone name such as Europe/Stockholm",
+        "monitors[2].schedule: a monitor expects runs either on a schedule or within an "
+        "alert_interval, not both; set alert_interval to 0 to use a schedule, or schedule to '' "
+        "to use an interval",
+        "monitors[3].schedule: bad day-of-month field in '0 2 31 2 *'",
+    ]

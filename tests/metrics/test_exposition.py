@@ -17,6 +17,7 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
     client = await make_client(clock, statuses={"partial": "error", "queued": "running"})
     await put_monitor(client, "crm", alert_interval=60, alert_no_creates_deceeds=5)
     await put_monitor(client, "mail", name='Mail "weird" \\ one', type="message")
+    await put_monitor(client, "nightly", schedule="30 2 * * *", timezone="America/New_York")
     state = client.app[appkeys.STATE]
     config = client.app[appkeys.CONFIG]
     buckets = DurationBuckets(config.metrics.duration_buckets)
@@ -39,9 +40,28 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
         await same()
     await client.post("/api/v1/monitors/mail/logs", json={"message": "m"})
     await same()
+    # The deadline moves when a run starts (a day on), and with the schedule's settings.
+    deadline = "integration_monitor_start_deadline_timestamp_seconds"
+    before = _sample(exposition.render(False), deadline, "nightly")
+    clock.advance(86400)
+    await client.post("/api/v1/monitors/nightly/batches", json={"logstatus": "ok"})
+    await same()
+    assert _sample(exposition.render(False), deadline, "nightly") == before + 86400
+    await client.patch("/api/v1/monitors/nightly", json={"grace": 60, "max_runtime": 30})
+    await same()
+    assert _sample(exposition.render(False), deadline, "nightly") == before + 86400 + 50 * 60
+    assert b'integration_monitor_max_runtime_seconds{key="nightly"} 1800.0' in exposition.render(
+        False
+    )
     await client.patch("/api/v1/monitors/crm", json={"name": "CRM renamed", "active": False})
     await same()
     assert 'name="CRM renamed"' in exposition.render(False).decode()
     await client.delete("/api/v1/monitors/crm")
     await same()
     assert "crm" not in exposition.render(False).decode()
+
+
+def _sample(text: bytes, name: str, key: str) -> float:
+    prefix = f'{name}{{key="{key}"}} '.encode()
+    [line] = [x for x in text.splitlines() if x.startswith(prefix)]
+    return float(line[len(prefix) :])

@@ -37,6 +37,7 @@ METRICS_DOC = ROOT / "docs" / "metrics.md"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()
 MIN = 60.0
 HOUR = 3600.0
+BACKUP_RAN = datetime(2026, 11, 30, 1, 0, 20, tzinfo=UTC).timestamp()  # 02:00:20 in Stockholm
 STATUSES = {"queued": "running", "skipped": "ok", "partial": "error"}
 SCENARIO_CONFIG: dict[str, Any] = {
     **TOKENS,
@@ -120,6 +121,14 @@ async def scenario(client: Client) -> None:
     await put_monitor(client, "billing", name="Billing")
     await put_monitor(client, "newsletter", name="Newsletter", type="message")
     await put_monitor(client, "paused", name="Paused", active=False, alert_interval=1)
+    await put_monitor(
+        client,
+        "backup",
+        name="Backup",
+        schedule="0 2 * * *",
+        timezone="Europe/Stockholm",
+        max_runtime=120,
+    )
 
     # crm-sync: a good batch 3 h ago, then one that starts, logs, and fails below threshold.
     await batch(
@@ -179,6 +188,9 @@ async def scenario(client: Client) -> None:
     await log(client, "newsletter", logstatus="skipped", message="empty list")
     await log(client, "newsletter", message="sent")
 
+    # backup: scheduled at 02:00 Stockholm (01:00 UTC); tonight's run started on time.
+    await batch(client, "backup", logstatus="ok", starttime=BACKUP_RAN, endtime=BACKUP_RAN + 600)
+
     # Rejected: an unknown status, a batch for a message monitor.
     await post(client, "/api/v1/monitors/crm-sync/batches", {"logstatus": "meh"}, 422)
     await post(client, "/api/v1/monitors/newsletter/batches", {"logstatus": "ok"}, 409)
@@ -212,6 +224,7 @@ async def test_monitor_series(make_client: Factory) -> None:
         "newsletter": "ok",
         "nightly-export": "notcalculated",
         "paused": "notcalculated",
+        "backup": "ok",
     }
     for key, current in expected_status.items():
         for status in ("notcalculated", "ok", "error"):
@@ -224,6 +237,28 @@ async def test_monitor_series(make_client: Factory) -> None:
     assert value(client, "alert_interval_seconds", key="billing") == 0
     for operation, limit in (("created", 10), ("updated", 0), ("deleted", 0)):
         assert value(client, "alert_threshold", key="crm-sync", operation=operation) == limit
+    # A schedule: its words in an info series, and the deadline of the next run's start.
+    assert value(
+        client,
+        "schedule_info",
+        key="backup",
+        schedule="0 2 * * *",
+        timezone="Europe/Stockholm",
+        summary="at 02:00 every day, Europe/Stockholm",
+    )
+    tomorrow = datetime(2026, 12, 1, 1, 10, tzinfo=UTC).timestamp()  # 02:00 + 10 min grace
+    assert value(client, "start_deadline_timestamp_seconds", key="backup") == tomorrow
+    assert value(client, "max_runtime_seconds", key="backup") == 7200
+    for key in ("crm-sync", "nightly-export"):  # nothing of schedules without one
+        assert value(client, "start_deadline_timestamp_seconds", key=key) is None
+        assert value(client, "max_runtime_seconds", key=key) is None
+        assert "backup" not in key and not [
+            m
+            for m in registry(client).collect()
+            if m.name == P + "schedule_info"
+            for smp in m.samples
+            if smp.labels["key"] == key
+        ]
 
     # The latest run: one series per known status (built-in and custom), 1 for its status.
     for status in ("running", "ok", "error", "donewitherror", *STATUSES):
@@ -281,7 +316,7 @@ async def test_service_series(make_client: Factory) -> None:
     await scenario(client)
 
     assert value(client, "build_info", version="0.1.0") == 1
-    counts = {"error": 2, "ok": 2, "notcalculated": 2}
+    counts = {"error": 2, "ok": 3, "notcalculated": 2}
     for status, n in counts.items():
         assert value(client, "monitors", status=status) == n
     assert value(client, "evaluation_interval_seconds") == 900
@@ -294,7 +329,7 @@ async def test_service_series(make_client: Factory) -> None:
     def reports(kind: str, outcome: str) -> float | None:
         return value(client, "reports_received_total", kind=kind, outcome=outcome)
 
-    assert (reports("batch", "stored"), reports("batch", "duplicate")) == (6, 1)
+    assert (reports("batch", "stored"), reports("batch", "duplicate")) == (7, 1)
     assert reports("batch", "rejected") == 2
     assert (reports("batch_update", "stored"), reports("log", "stored")) == (1, 5)
     assert (reports("ping", "stored"), reports("log", "rejected")) == (0, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -132,7 +133,7 @@ async def test_overview_shows_every_monitor_with_its_columns(fleet: Client) -> N
     assert status == "OK" and "row-ok" in cls
     assert monitor == "CRM sync crm · batch"
     assert alert == ""
-    assert last_run == "5 min ago 2026-11-30 00:48 UTC · ok"
+    assert last_run == "5 min ago 2026-11-30 00:48 UTC · ok"  # no schedule: no next run
     assert (duration, created, updated, deleted, active) == ("42 s", "12", "345", "6", "yes")
     _, erp = rows["erp"]
     assert erp[0] == "Error" and erp[2] == "Last batch failed (error): SAP said no"
@@ -231,9 +232,9 @@ async def test_pages_carry_a_content_security_policy(fleet: Client) -> None:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     html = await get_text(fleet, "/")
     scripts = re.findall(r"<script[^>]*>", html)
-    assert len(scripts) == 1 and re.fullmatch(
-        r'<script src="/static/status\.js\?v=\w+" defer>', scripts[0]
-    )
+    assert len(scripts) == 2
+    for script, name in zip(scripts, ("local-time", "status"), strict=True):
+        assert re.fullmatch(rf'<script src="/static/{name}\.js\?v=\w+" defer>', script)
     assert " style=" not in html and "<style" not in html
 
 
@@ -283,6 +284,53 @@ async def test_monitor_page_shows_settings_status_runs_logs_and_transitions(
     assert re.search(r"Not calculated</span> → <span class=\"pill ok\">OK", html)
     assert re.search(r"OK</span> → <span class=\"pill error\">Error", html)
     assert "/badge/crm.svg" in html and "[![CRM sync](http://127.0.0.1:" in html
+
+
+async def test_a_scheduled_monitor_shows_its_schedule_in_words_and_its_next_run(
+    make_client: Factory,
+) -> None:
+    clock = Clock(datetime(2026, 12, 2, 13, 0, tzinfo=UTC).timestamp())  # 14:00 in Stockholm
+    client = await make_client(clock)
+    nightly = {"schedule": "30 2 * * *", "timezone": "Europe/Stockholm", "max_runtime": 120}
+    await put_monitor(client, "backup", name="Nightly backup", **nightly)
+    html = await get_text(client, "/monitors/backup")
+    for setting in (
+        "Schedule</dt><dd>at 02:30 every day, Europe/Stockholm",
+        "Cron expression</dt><dd>30 2 * * *",
+        "Grace</dt><dd>10 min",
+        "Max runtime</dt><dd>2 h",
+    ):
+        assert setting in html
+    assert "Alert interval</dt>" not in html
+    # Due at 02:30 CET, 01:30 UTC: relative, and in the monitor's zone until the script puts
+    # it in the viewer's (data-local-time).
+    due = "2026-12-03T01:30:00.000Z"
+    assert f'Due <time datetime="{due}">in 12 h 30 min</time>' in html
+    assert f'data-local-time="{due}">02:30 on 3 Dec (Europe/Stockholm)</span>' in html
+    assert 'data-local-time="2026-12-03T01:40:00.000Z">2026-12-03 01:40 UTC</span>' in html
+    [(_, _, cells)] = rows_of(await get_text(client, "/"))
+    assert cells[3] == "never next due in 12 h 30 min · 02:30 on 3 Dec (Europe/Stockholm)"
+
+    clock.now = datetime(2026, 12, 3, 1, 41, tzinfo=UTC).timestamp()  # past 02:40 in Stockholm
+    await client.post("/api/v1/evaluate", json={})
+    html = await get_text(client, "/monitors/backup")
+    assert '<span class="pill error">missed</span> due <time' in html
+    assert "<li>No run since the one due at 02:30 on 3 Dec (Europe/Stockholm); never reported" in (
+        html
+    )
+    [(_, _, cells)] = rows_of(await get_text(client, "/"))
+    assert cells[3] == "never next missed , due 11 min ago · 02:30 on 3 Dec (Europe/Stockholm)"
+
+
+async def test_a_batch_running_past_max_runtime_is_flagged(make_client: Factory) -> None:
+    client = await make_client(Clock())
+    await put_monitor(client, "etl", name="ETL", alert_interval=60, max_runtime=240)
+    await report(client, "etl", "running", ago=90 * MIN)  # past the interval, not max_runtime
+    html = await get_text(client, "/monitors/etl")
+    assert "No finish reported" not in html and "Max runtime</dt><dd>4 h" in html
+    await report(client, "etl", "running", ago=5 * 60 * MIN)
+    html = await get_text(client, "/monitors/etl")
+    assert "No finish reported after 5 h: longer than max_runtime of 4 h." in html
 
 
 async def test_a_start_whose_finish_came_with_another_rid_shows_running_with_a_warning(

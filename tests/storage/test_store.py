@@ -187,6 +187,36 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None
     check.close()
 
 
+async def test_a_version_3_database_gains_schedules_in_place(tmp_path: Path) -> None:
+    """Migration 0004: monitors from before schedules keep their interval and have none."""
+    path = str(tmp_path / "v3.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in migrations():
+        if number <= 3:
+            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    conn.execute(
+        "INSERT INTO integration_monitor (integration_key, name, type, alert_interval, "
+        "created_at, updated_at) VALUES ('crm', 'CRM', 'batch', 60, 1, 1)"
+    )
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        [old] = await store.list_monitors()
+        assert old.settings == MonitorSettings("CRM", alert_interval=60)
+        assert (old.settings.schedule, old.settings.timezone) == ("", "UTC")
+        assert (old.settings.grace, old.settings.max_runtime) == (10, 0)
+        nightly = MonitorSettings(
+            "Backup", schedule="0 2 * * *", timezone="Europe/Stockholm", grace=5, max_runtime=90
+        )
+        stored, _ = await store.put_monitor("backup", nightly, T0)
+        assert stored.settings == nightly
+        changed = await store.patch_monitor("backup", {"max_runtime": 0, "grace": 30}, T0)
+        assert changed.settings == replace(nightly, max_runtime=0, grace=30)
+    finally:
+        await store.close()
+
+
 async def test_a_group_rolled_back_leaves_no_counter_increment_behind(store: SqliteStore) -> None:
     """A report whose group failed was never stored: the next commit must not count it."""
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)

@@ -304,6 +304,9 @@ def test_overview_monitor_table() -> None:
         assert metric in exprs
     for operation in ("created", "updated", "deleted"):
         assert f'operation="{operation}"' in exprs
+    # Scheduled monitors: the schedule in words and the deadline of the next run, in ms.
+    assert "max by(key, summary)(integration_monitor_schedule_info{" in exprs
+    assert "integration_monitor_start_deadline_timestamp_seconds{" in exprs
     transformations = {t["id"]: t["options"] for t in table["transformations"]}
     assert "merge" in transformations
     organize = transformations["organize"]

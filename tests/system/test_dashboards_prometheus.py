@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +27,12 @@ from tests.support.service import Service
 DASHBOARD_FILES = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 JOB = "integration-monitor"
 DRILL_KEY = "crm-sync"
+# The drill-down's schedule panels are about a monitor with a schedule, which crm-sync (an
+# interval monitor) is not: they are run for this one instead.
+SCHEDULED_KEY = "nightly"
+SCHEDULE_METRICS = re.compile(
+    r"integration_monitor_(schedule_info|start_deadline_timestamp_seconds|max_runtime_seconds)\b"
+)
 RATE_INTERVAL = "1m"
 SCRAPE_TIMEOUT = 30.0
 
@@ -135,6 +142,12 @@ def seed_first_wave(api: str) -> None:
         "erp-import": {"name": "ERP import", "alert_interval": 1440},
         "newsletter": {"name": "Newsletter", "type": "message", "alert_interval": 0},
         "never-ran": {"name": "Never ran", "alert_interval": 0},
+        SCHEDULED_KEY: {
+            "name": "Nightly backup",
+            "schedule": "0 2 * * *",
+            "timezone": "Europe/Stockholm",
+            "max_runtime": 120,
+        },
     }
     for key, body in monitors.items():
         http("PUT", f"{api}/monitors/{key}", body)
@@ -169,6 +182,7 @@ def seed_first_wave(api: str) -> None:
         {"logstatus": "error", "starttime": iso(now - timedelta(seconds=300)), "no_created": 3},
     )
     http("POST", f"{api}/monitors/newsletter/logs", {"logstatus": "ok", "message": "sent"})
+    http("POST", f"{api}/monitors/{SCHEDULED_KEY}/batches", {"logstatus": "ok"})
 
 
 def seed_second_wave(api: str) -> None:
@@ -263,7 +277,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.mark.parametrize("query", QUERIES, ids=str)
 def test_panel_query_returns_data(stack: Stack, query: Query) -> None:
-    expr = substitute(query.expr, stack.variables)
+    variables = stack.variables
+    if query.dashboard == "integration-monitor-monitor" and SCHEDULE_METRICS.search(query.expr):
+        variables = {**variables, "key": SCHEDULED_KEY}
+    expr = substitute(query.expr, variables)
     result = stack.query(expr)
     assert result, f"{query}: no data for {expr}"
     values = [float(series["value"][1]) for series in result]
@@ -285,15 +302,34 @@ def test_variable_query_offers_values(
 
 def test_overview_counts_monitors_by_alert_status(stack: Stack) -> None:
     """The stat panels agree with the reports: crm-sync's and newsletter's latest runs failed,
-    erp-import's latest run is ok, never-ran never reported."""
+    erp-import's latest run and nightly's are ok, never-ran never reported."""
     by_title = {q.panel: q for q in QUERIES if q.dashboard == "integration-monitor-overview"}
 
     def value(title: str) -> float:
         result = stack.query(substitute(by_title[title].expr, stack.variables))
         return float(result[0]["value"][1])
 
-    assert value("Monitors") == 4
+    assert value("Monitors") == 5
     assert value("In error") == 2
-    assert value("OK") == 1
+    assert value("OK") == 2
     assert value("Not calculated") == 1
     assert value("Inactive") == 0
+
+
+def test_schedule_panels_show_the_schedule_and_the_deadline(stack: Stack) -> None:
+    """The drill-down's schedule stat shows the words; the deadline is tomorrow's 02:10 in
+    Stockholm, in milliseconds for Grafana's date units; the overview table has both."""
+    by_title = {q.panel: q for q in QUERIES if q.dashboard == "integration-monitor-monitor"}
+    variables = {**stack.variables, "key": SCHEDULED_KEY}
+    [info] = stack.query(substitute(by_title["Schedule"].expr, variables))
+    assert info["metric"]["summary"] == "at 02:00 every day, Europe/Stockholm"
+    [deadline] = stack.query(substitute(by_title["Next run due by"].expr, variables))
+    due = datetime.fromtimestamp(float(deadline["value"][1]) / 1000, ZoneInfo("Europe/Stockholm"))
+    assert (due.hour, due.minute) == (2, 10) and due > datetime.now(UTC)
+    [runtime] = stack.query(substitute(by_title["Max runtime"].expr, variables))
+    assert float(runtime["value"][1]) == 7200
+    table = [q for q in QUERIES if q.panel == "Every monitor"]
+    rows = [s for q in table for s in stack.query(substitute(q.expr, stack.variables))]
+    assert {"key": SCHEDULED_KEY, "summary": "at 02:00 every day, Europe/Stockholm"} in [
+        r["metric"] for r in rows
+    ]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium import webdriver
@@ -161,6 +162,14 @@ def seed(service: Service) -> None:
             integrationid=f"evt_{3100 + i}",
             message="charge.failed: card_declined" if i == 21 else "charge.succeeded",
         )
+    s.monitor(
+        "backup-nightly",
+        "Nightly backup",
+        schedule="30 2 * * *",
+        timezone="Europe/Stockholm",
+        max_runtime=120,
+    )
+    s.report("backup-nightly", now - 1, 1, "ok", integrationid="backup-1")
     s.monitor("ldap-users", "LDAP user provisioning")
     s.monitor("legacy-ftp", "Legacy FTP drop (retired)", active=False)
 
@@ -260,7 +269,7 @@ def test_overview_lists_monitors_errors_first(service: Service, browser: WebDriv
     wait(browser).until(lambda d: rows(d))
     listed = rows(browser)
     statuses = [status for _, status in listed]
-    assert len(listed) == 9
+    assert len(listed) == 10
     order = {"Error": 0, "Not calculated": 1, "OK": 2}
     assert [order[s] for s in statuses] == sorted(order[s] for s in statuses)
     assert {k for k, s in listed if s == "Error"} == {
@@ -380,3 +389,39 @@ def test_sign_in_with_the_login_form(
     finally:
         browser.delete_all_cookies()
         secured.stop()
+
+
+def test_next_run_shows_in_the_viewers_time_zone(
+    service: Service, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A viewer in New York sees the Stockholm job's next run in New York time; the page
+    names the schedule in words, and the monitor's own zone is kept in the title."""
+    driver = _start_browser(tmp_path_factory.mktemp("new-york"))
+    viewer = ZoneInfo("America/New_York")
+    try:
+        driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": str(viewer)})
+        driver.get(service.url + "/monitors/backup-nightly")
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".next-run .localized"))
+        due_iso = driver.find_element(By.CSS_SELECTOR, ".next-run time").get_attribute("datetime")
+        assert due_iso
+        due = datetime.fromisoformat(due_iso.replace("Z", "+00:00"))
+        assert due.astimezone(ZoneInfo("Europe/Stockholm")).strftime("%H:%M") == "02:30"
+        shown = driver.find_element(By.CSS_SELECTOR, ".next-run .localized")
+        here = due.astimezone(viewer)
+        assert here.strftime("%H:%M") in shown.text, shown.text
+        assert here.tzname() in shown.text, shown.text  # EST or EDT
+        assert shown.get_attribute("title") == (
+            f"02:30 on {due.astimezone(ZoneInfo('Europe/Stockholm')).day} "
+            f"{due.astimezone(ZoneInfo('Europe/Stockholm')):%b} (Europe/Stockholm)"
+        )
+        main = driver.find_element(By.TAG_NAME, "main").text
+        assert "at 02:30 every day, Europe/Stockholm" in main
+        assert "Max runtime\n2 h" in main or "Max runtime 2 h" in main
+        assert screenshot(driver, "status-monitor-scheduled.png").stat().st_size > 10_000
+        driver.get(service.url + "/?q=backup")
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".next-run .localized"))
+        cell = driver.find_element(By.CSS_SELECTOR, "tr[data-key=backup-nightly] .next-run")
+        assert here.strftime("%H:%M") in cell.text and cell.text.startswith("next due in ")
+        assert csp_violations(driver) == []
+    finally:
+        driver.quit()

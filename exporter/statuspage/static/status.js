@@ -34,6 +34,7 @@
       }
       if (!response.ok) throw new Error("HTTP " + response.status);
       live.innerHTML = await response.text();  // server-rendered and escaped
+      if (window.localTimes) window.localTimes(live);
       const tabs = live.querySelector("[data-errors]");
       const errors = tabs ? Number(tabs.dataset.errors) : 0;
       document.title = (errors ? "(" + errors + ") " : "") + baseTitle;

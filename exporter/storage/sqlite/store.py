@@ -44,6 +44,7 @@ CORRECTIONS_KEPT = 20  # per batch
 _MONITOR_COLS = (
     "m.id, m.integration_key, m.name, m.type, m.active, m.alert_interval, "
     "m.alert_no_creates_deceeds, m.alert_no_updates_deceeds, m.alert_no_deletes_deceeds, "
+    "m.schedule, m.timezone, m.grace, m.max_runtime, "
     "m.alertstatus, m.alerttext, m.alert_timestamp, m.created_at, m.updated_at"
 )
 _BATCH_COLS = (
@@ -63,8 +64,8 @@ _SETTINGS = tuple(f.name for f in fields(MonitorSettings))
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
-    settings = MonitorSettings(row[2], row[3], bool(row[4]), *row[5:9])
-    return Monitor(row[0], row[1], settings, row[9], row[10], row[11], row[12], row[13])
+    settings = MonitorSettings(row[2], row[3], bool(row[4]), *row[5:13])
+    return Monitor(row[0], row[1], settings, *row[13:18])
 
 
 def _batch(row: Sequence[Any]) -> Batch:
