@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from typing import Protocol
 
 from exporter.core.evaluation import severity_of
-from exporter.core.records import OPERATIONS, MonitorType
+from exporter.core.records import OPERATIONS, Batch, MonitorType, NewBatch
 from exporter.core.statuses import Severity
 
 CounterDelta = tuple[str, str, float]  # (kind, name, delta)
@@ -42,25 +41,6 @@ def merge_into(
     return counters
 
 
-class BatchValues(Protocol):
-    """What the counter rules read of a batch (a stored `Batch` or one about to be)."""
-
-    @property
-    def logstatus(self) -> str: ...
-    @property
-    def starttime(self) -> float: ...
-    @property
-    def endtime(self) -> float | None: ...
-    @property
-    def duration(self) -> float | None: ...
-    @property
-    def no_created(self) -> int: ...
-    @property
-    def no_updated(self) -> int: ...
-    @property
-    def no_deleted(self) -> int: ...
-
-
 def bucket_name(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
@@ -88,7 +68,7 @@ class DurationBuckets:
         return out
 
 
-def _counts(batch: BatchValues) -> tuple[int, int, int]:
+def _counts(batch: Batch | NewBatch) -> tuple[int, int, int]:
     return (batch.no_created, batch.no_updated, batch.no_deleted)
 
 
@@ -105,7 +85,7 @@ class CounterRules:
     def is_final(self, status: str) -> bool:
         return self.severity(status) != "running"
 
-    def batch(self, old: BatchValues | None, new: BatchValues, at: float) -> list[CounterDelta]:
+    def batch(self, old: Batch | None, new: Batch | NewBatch, at: float) -> list[CounterDelta]:
         """A batch stored at `at` (new, or `old` changed): a run counts once, when it
         finishes; a correction of a finished batch adds only growth (counters never go back).
         """

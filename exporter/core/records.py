@@ -75,6 +75,34 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class NewBatch:
+    """A batch to store: what a report gives, before the store gives it an id."""
+
+    logstatus: str
+    integrationid: str
+    starttime: float
+    endtime: float | None
+    duration: float | None
+    no_created: int
+    no_updated: int
+    no_deleted: int
+    logtext: str
+    errormsg: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewLog:
+    """A log to store, before the store gives it an id."""
+
+    batch_id: int | None
+    logstatus: str
+    integrationid: str
+    logtext: str
+    errormsg: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     id: int
     monitor_id: int

@@ -13,7 +13,7 @@ from exporter.core.errors import (
     Unavailable,
     UnknownStatus,
 )
-from exporter.core.records import Batch, Log, correction_of
+from exporter.core.records import Batch, Log, NewBatch, NewLog, correction_of
 from exporter.core.reports import (
     TEXTS,
     BatchChange,
@@ -27,7 +27,7 @@ from exporter.core.reports import (
 from exporter.service.monitors import Monitors
 from exporter.service.state import MonitorState, State
 from exporter.service.stats import ServiceStats
-from exporter.storage.interface import Idempotency, NewBatch, NewLog, Store, Stored
+from exporter.storage.interface import Idempotency, Store, Stored
 
 # A change of a batch is decided on the batch as read, then written only if the batch is still
 # that one; another change in between (a ping's finish racing a PATCH) means deciding again.

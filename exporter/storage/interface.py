@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from exporter.core.counters import CounterDelta
-from exporter.core.records import Batch, Correction, Log, Monitor, MonitorSettings, Transition
+from exporter.core.records import (
+    Batch,
+    Correction,
+    Log,
+    Monitor,
+    MonitorSettings,
+    NewBatch,
+    NewLog,
+    Transition,
+)
 
 R = TypeVar("R")
 
@@ -36,30 +45,6 @@ class Stored(Generic[R]):
     record: R
     replayed: bool
     truncated: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NewBatch:
-    logstatus: str
-    integrationid: str
-    starttime: float
-    endtime: float | None
-    duration: float | None
-    no_created: int
-    no_updated: int
-    no_deleted: int
-    logtext: str
-    errormsg: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewLog:
-    batch_id: int | None
-    logstatus: str
-    integrationid: str
-    logtext: str
-    errormsg: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

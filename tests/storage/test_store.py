@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from exporter.core.errors import MonitorNotFound, Unavailable
-from exporter.core.records import MonitorSettings, Transition, correction_of
-from exporter.storage.interface import NewBatch
+from exporter.core.records import MonitorSettings, NewBatch, Transition, correction_of
 from exporter.storage.sqlite.store import (
     CORRECTIONS_KEPT,
     SqliteStore,

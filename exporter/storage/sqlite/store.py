@@ -23,13 +23,20 @@ from exporter.core.errors import (
     MonitorNotFound,
     Unavailable,
 )
-from exporter.core.records import Batch, Correction, Log, Monitor, MonitorSettings, Transition
+from exporter.core.records import (
+    Batch,
+    Correction,
+    Log,
+    Monitor,
+    MonitorSettings,
+    NewBatch,
+    NewLog,
+    Transition,
+)
 from exporter.storage.interface import (
     EvaluationRow,
     Idempotency,
     MonitorRuns,
-    NewBatch,
-    NewLog,
     Stored,
     StoreStats,
 )
