@@ -71,8 +71,11 @@ _SETTINGS = tuple(f.name for f in fields(MonitorSettings))
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
-    histogram = None if row[15] is None else bool(row[15])
-    settings = MonitorSettings(row[2], row[3], bool(row[4]), *row[5:15], histogram)
+    values = dict(zip(_SETTINGS, row[2:16], strict=True))  # SQLite has no booleans
+    values["active"] = bool(values["active"])
+    if values["duration_histogram"] is not None:
+        values["duration_histogram"] = bool(values["duration_histogram"])
+    settings = MonitorSettings(**values)
     return Monitor(row[0], row[1], settings, *row[16:21])
 
 
