@@ -324,7 +324,13 @@ def test_run_counters_count_each_run_once(dashboard: dict[str, Any]) -> None:
             assert not re.search(r"\b(rate|irate|increase)\(", expr), where
             assert counted_once(metric, selector, 'job=~"$job", instance=~"$instance"') in expr
             assert target["range"] and not target["instant"], where
-            assert panel["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars", where
+            custom = panel["fieldConfig"]["defaults"]["custom"]
+            assert custom["drawStyle"] == "bars", where
+            # The value at t counts the step (t - $__interval, t]: the bar is drawn before t.
+            assert custom["barAlignment"] == -1, where
+            # Grafana sends $__interval as the step only while no query sets its own min step
+            # or resolution (pkg/tsdb/prometheus/models/query.go).
+            assert "interval" not in target and "intervalFactor" not in target, where
     assert "integration_monitor_runs_total" in used
     assert "integration_monitor_objects_total" in used
 
