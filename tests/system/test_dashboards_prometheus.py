@@ -320,8 +320,9 @@ def seed_monitors(api: str) -> None:
         http("PUT", f"{api}/monitors/{key}", body)
 
 
-def seed_first_wave(api: str, facts: dict[str, Any]) -> None:
-    """A first report of each kind: crm-sync ok then failed (20 s), erp-import failed (60 s)."""
+def seed_wave_zero(api: str) -> None:
+    """crm-sync's first run, seen by a scrape before the gate closes: running, a log, then ok
+    with objects, so that its run, log and object counters hold values when they go stale."""
     now = datetime.now(UTC)
     started = http(
         "POST",
@@ -344,6 +345,11 @@ def seed_first_wave(api: str, facts: dict[str, Any]) -> None:
             "no_deleted": 1,
         },
     )
+
+
+def seed_first_wave(api: str, facts: dict[str, Any]) -> None:
+    """A first report of the others, and crm-sync failed (20 s); erp-import failed (60 s)."""
+    now = datetime.now(UTC)
     batch(
         api, DRILL_KEY, "error", now - timedelta(seconds=30), now - timedelta(seconds=10),
         no_updated=1,
@@ -446,8 +452,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             processes,
         )
         stack.before_reports = time.time()
-        # The first wave while scrapes fail: the object counters (there since the monitors
-        # were made) go stale and come back moved, the run counters appear unseen.
+        seed_wave_zero(api)
+        zero = time.time()
+        wait_for(
+            "a scrape after crm-sync's first run", scraped_since(zero), SCRAPE_TIMEOUT, processes
+        )
+        # The first wave while scrapes fail: crm-sync's counters go stale and come back
+        # moved, the other monitors' run counters appear unseen.
         gate.closed = True
         failed = f'up{{job="{JOB}"}} == 0'
         wait_for(
