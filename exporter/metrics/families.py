@@ -108,8 +108,7 @@ def evaluation_samples(ms: MonitorState) -> list[Sample]:
         (ALERT, name[ALERT], (key, ("status", a)), 1.0 if m.alertstatus == a else 0.0)
         for a in ALERT_STATUSES
     ]
-    if m.alertstatus == "error":  # the reasons of an earlier error may linger until then
-        out += [(REASON, name[REASON], (key, ("reason", r)), 1.0) for r in sorted(ms.reason_kinds)]
+    out += [(REASON, name[REASON], (key, ("reason", r)), 1.0) for r in sorted(ms.reason_kinds)]
     return out
 
 
