@@ -223,6 +223,16 @@ def test_inhibit_rules_stay_within_this_exporters_alerts() -> None:
         assert set(rule["equal"]) <= carried, rule
 
 
+def test_alerting_doc_shows_the_shipped_route_and_inhibit_rules() -> None:
+    """docs/alerting.md documents the inhibit rules and grouping that are shipped, word for word."""
+    text = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
+    section = text.split("\n## Alertmanager\n", 1)[1]
+    documented = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    shipped = alertmanager_config()
+    assert documented["inhibit_rules"] == shipped["inhibit_rules"]
+    assert documented["route"] == shipped["route"]
+
+
 def test_prometheus_scrape_fits_ten_thousand_monitors() -> None:
     """About 20 series per monitor: 200,000 samples a scrape, with headroom, in time."""
     config = prometheus_config()
