@@ -339,3 +339,51 @@ def test_five_failing_monitors_make_one_notification(stack: Stack, receiver: Rec
     keys = sorted(alert["labels"]["integration_key"] for alert in payload["alerts"])
     assert keys == TEAM_KEYS, payloads
     assert {alert["status"] for alert in payload["alerts"]} == {"firing"}
+
+
+def test_shipped_inhibit_rules_in_a_real_alertmanager(tmp_path: Path, receiver: Receiver) -> None:
+    """A stale monitor whose last run failed notifies once; other exporters are untouched.
+
+    Alerts are posted straight to Alertmanager's API, as Prometheus would send them, so the
+    shipped inhibit rules are checked in seconds instead of a stale interval.
+    """
+    monitor = {"job": JOB, "integration_key": KEY}
+    sent = [
+        {"alertname": "IntegrationMonitorNoRecentRun", "severity": "critical", **monitor},
+        {"alertname": "IntegrationMonitorError", "severity": "warning", **monitor},
+        # Another monitor's failed run: not stale, so not inhibited.
+        {
+            "alertname": "IntegrationMonitorError",
+            "severity": "warning",
+            "job": JOB,
+            "integration_key": "other",
+        },
+        # Another exporter's warning with the same job label: outside the rules' scope.
+        {"alertname": "DiskFilling", "severity": "warning", "job": JOB},
+    ]
+    processes = Processes()
+    try:
+        port = start_alertmanager(processes, tmp_path, receiver.url)
+        api = f"http://127.0.0.1:{port}/api/v2/alerts"
+        http("POST", api, [{"labels": labels} for labels in sent])
+
+        def states() -> dict[tuple[str, str], str]:
+            alerts = http("GET", api)
+            found = {
+                (a["labels"]["alertname"], a["labels"].get("integration_key", "")): a["status"][
+                    "state"
+                ]
+                for a in alerts
+            }
+            assert len(found) == len(sent), found
+            return found
+
+        found = wait_for("Alertmanager to take the alerts", states, START_TIMEOUT, processes)
+    finally:
+        processes.stop()
+    assert found == {
+        ("IntegrationMonitorNoRecentRun", KEY): "active",
+        ("IntegrationMonitorError", KEY): "suppressed",
+        ("IntegrationMonitorError", "other"): "active",
+        ("DiskFilling", ""): "active",
+    }
