@@ -919,6 +919,17 @@ def scenarios() -> list[dict[str, Any]]:
             ],
         ),
         test(
+            "scenario: a monitor that runs but has never succeeded pages from its creation",
+            [
+                info(),
+                gauge("alert_interval_seconds", const(INTERVAL)),
+                gauge("created_timestamp_seconds", const(0)),  # exported until a success
+                gauge("last_run_start_timestamp_seconds", every(10)),
+                gauge("last_run_info", const(1), status="error", result="error"),
+            ],
+            [*only(20, {}), *only(40, {NO_SUCCESS.name: NO_SUCCESS.expect(40)})],
+        ),
+        test(
             "scenario: a never-reported monitor is stale from its creation; team, severity"
             " override and the target's service URL",
             never_reported(team="feeds", severity="warning"),
