@@ -438,6 +438,21 @@ def test_links_point_at_shipped_dashboards(dashboard: dict[str, Any]) -> None:
         assert uid in EXPECTED_UIDS.values()
 
 
+def test_alert_links_open_the_monitor_dashboard_on_its_variables() -> None:
+    """The shipped alerts link to /d/<uid>?var-<name>=...: the uid and every variable exist."""
+    rules = (ROOT / "rules" / "integration-monitor.rules.yml").read_text(encoding="utf-8")
+    links = re.findall(r"/d/([\w-]+)\?([^\n]+)", rules)
+    assert links, "the rules link no dashboard"
+    for uid, query in links:
+        [path] = [GRAFANA / "dashboards" / name for name, u in EXPECTED_UIDS.items() if u == uid]
+        names = set(re.findall(r"(?:^|&)var-(\w+)=", query))
+        assert names and names <= set(variables(load(path))), (uid, query)
+    assert any(
+        uid == "integration-monitor-monitor" and "var-integration_key=" in query
+        for uid, query in links
+    )
+
+
 def overview_tables() -> dict[str, dict[str, Any]]:
     return {p["title"]: p for p in data_panels(load(OVERVIEW)) if p["type"] == "table"}
 

@@ -347,7 +347,7 @@ def seed_wave_zero(api: str) -> None:
     )
 
 
-def seed_first_wave(api: str, facts: dict[str, Any]) -> None:
+def seed_first_wave(api: str) -> None:
     """A first report of the others, and crm-sync failed (20 s); erp-import failed (60 s)."""
     now = datetime.now(UTC)
     batch(
@@ -467,7 +467,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             SCRAPE_TIMEOUT,
             processes,
         )
-        seed_first_wave(api, stack.facts)
+        seed_first_wave(api)
         time.sleep(2)
         gate.closed = False
         first = time.time()
