@@ -1,10 +1,10 @@
 """The dashboards' queries against a real Prometheus scraping a real service: values, not just data.
 
 The service runs as `python -m exporter serve` on a temporary database, Prometheus scrapes it
-every second and evaluates the recording rules the dashboards read, and the test reports
-batches and logs over HTTP in two waves with exact start and end times, so that every value a
-panel shows is known: the status counts, the rows of the attention table, the duration
-quantiles, the run duration between runs, and the runs counted once at any step.
+every second and evaluates the shipped rules (the overview reads their recording rules), and
+the test reports batches and logs over HTTP in waves with exact start and end times, so that
+every value a panel shows is known: the status counts, the rows of the attention table, the
+duration quantiles, the run duration between runs, and the runs counted once at any step.
 
 Prometheus scrapes through a gate that the test closes for the first wave: those scrapes
 fail, Prometheus marks every series stale, and the counters move while it cannot see them, as
@@ -67,32 +67,6 @@ STEPS = (1, 2, 3, 5, 7)
 # The rate window of the Run duration test: short, so that the test can wait it out.
 SHORT_RATE_INTERVAL = 5
 CUSTOM_STATUSES = {"partial": "error"}
-
-# The recording group of lean-spec.md, spelled as there, for as long as the shipped rules file
-# (rewritten by the alerting work) does not have it yet.
-RECORDING_RULES = {
-    "name": RECORDING_GROUP,
-    "rules": [
-        *(
-            {
-                "record": "job:integration_monitor_last_run_duration_seconds:quantile",
-                "expr": (
-                    f"quantile by(job)({q}, "
-                    "max by(job, integration_key)(integration_monitor_last_run_duration_seconds)"
-                    " and on(job, integration_key)"
-                    ' max by(job, integration_key)(integration_monitor_info{active="true", '
-                    'type="batch"}))'
-                ),
-                "labels": {"quantile": q},
-            }
-            for q in ("0.5", "0.9", "0.99")
-        ),
-        {
-            "record": "job:integration_monitor_monitors:max",
-            "expr": "max by(job, status)(integration_monitor_monitors)",
-        },
-    ],
-}
 
 
 def substitute(expr: str, variables: dict[str, str]) -> str:
@@ -277,14 +251,11 @@ class Stack:
         return float(result[0]["value"][1]) if result else 0.0
 
 
-def recording_rules_file(directory: Path) -> Path:
-    """The shipped rules file once it has the recording group, else that group alone."""
-    shipped = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
-    if any(group["name"] == RECORDING_GROUP for group in shipped["groups"]):
-        return RULES_FILE
-    path = directory / "recording.rules.yml"
-    path.write_text(yaml.safe_dump({"groups": [RECORDING_RULES]}, sort_keys=False))
-    return path
+def shipped_rules() -> Path:
+    """The shipped rules file, which holds the recording rules the overview reads."""
+    groups = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))["groups"]
+    assert RECORDING_GROUP in {group["name"] for group in groups}
+    return RULES_FILE
 
 
 def batch(api: str, key: str, status: str, start: datetime, end: datetime, **counts: int) -> None:
@@ -417,7 +388,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "scrape_timeout": "1s",
                     "evaluation_interval": "1s",
                 },
-                "rule_files": [str(recording_rules_file(tmp))],
+                "rule_files": [str(shipped_rules())],
                 "scrape_configs": [
                     {
                         "job_name": JOB,
