@@ -54,7 +54,9 @@ class State:
             ms = self.put_monitor(row.monitor)
             ms.latest = _run(row.latest)
             ms.latest_finished = _run(row.latest_finished)
-            ms.counters = {_counter_key(kind, name): value for kind, name, value in row.counters}
+            ms.counters = {
+                _counter_key(kind, name): _shared(value) for kind, name, value in row.counters
+            }
 
     def get(self, key: str) -> MonitorState | None:
         return self.monitors.get(key)
@@ -101,7 +103,7 @@ class State:
             return
         for kind, name, delta in deltas:
             key = _counter_key(kind, name)
-            ms.counters[key] = merge(kind, ms.counters.get(key), delta)
+            ms.counters[key] = _shared(merge(kind, ms.counters.get(key), delta))
         counts_as_run = (run.kind == "batch") == (ms.monitor.settings.type == "batch")
         if counts_as_run and plausible:
             if ms.latest is None or ms.latest.id == run.id or run.order > ms.latest.order:
@@ -154,6 +156,15 @@ def _counter_key(kind: str, name: str) -> tuple[str, str]:
     if shared is None:
         shared = _COUNTER_KEYS[key] = (sys.intern(kind), sys.intern(name))
     return shared
+
+
+_SMALL_COUNTS = {float(n): float(n) for n in range(4096)}
+
+
+def _shared(value: float) -> float:
+    """One shared object per small whole count: most counters hold one (runs of a status,
+    objects, histogram buckets), and 10,000 monitors' 300,000 floats are 7 MB otherwise."""
+    return _SMALL_COUNTS.get(value, value)
 
 
 def _run(record: Batch | Log | None) -> Run | None:
