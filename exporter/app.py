@@ -26,6 +26,7 @@ from exporter.http.ping import add_ping_routes
 from exporter.http.scrape import add_metrics_route
 from exporter.http.sessions import Sessions
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.families import Shape
 from exporter.metrics.service import service_registry
 from exporter.service.evaluator import Evaluator
 from exporter.service.monitors import Monitors
@@ -99,7 +100,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     store = SqliteStore(database.path, database.max_group_size, database.synchronous)
     rules = CounterRules(severities, DurationBuckets(config.metrics.duration_buckets))
     evaluator = Evaluator(state, store, clock, stats, config.evaluation.chunk_size)
-    monitors = Monitors(store, state, clock)
+    monitors = Monitors(store, state, clock, evaluator.after_report)
     auth = Auth(config.auth.tokens)
     interval = config.evaluation.interval_seconds
     app[appkeys.CONFIG] = config
@@ -116,7 +117,8 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
         store, state, monitors, rules, clock, stats, evaluator.after_report
     )
     service = service_registry(state, stats, interval, store.stats)
-    app[appkeys.EXPOSITION] = Exposition(state, rules.buckets, service)
+    shape = Shape.of(state, rules.buckets, config.metrics.duration_histogram)
+    app[appkeys.EXPOSITION] = Exposition(state, shape, service)
     add_routes(app)
     add_ping_routes(app)
     add_metrics_route(app)

@@ -126,6 +126,11 @@ class MetricsConfig(_Section):
     require_auth: Flag = Field(
         True, description="With tokens configured, /metrics needs a token with the read role."
     )
+    duration_histogram: Flag = Field(
+        False,
+        description="Export every monitor's run duration histogram (buckets + 2 series each); "
+        "a monitor's own duration_histogram setting wins.",
+    )
     duration_buckets: tuple[Number, ...] = Field(
         (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400),
         description="Upper bounds (seconds) of the run duration histogram buckets.",

@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from exporter.core.records import BOTH_CHECKS, DEFAULT_GRACE, DEFAULT_TIMEZONE
+from exporter.core.records import BOTH_CHECKS, DEFAULT_GRACE, DEFAULT_TIMEZONE, TEAM_PATTERN
 from exporter.core.schedules import MACROS, ScheduleError, check_schedule, check_timezone
 
 
@@ -59,6 +59,8 @@ Cron = Annotated[str, Field(max_length=100), AfterValidator(_schedule)]
 Zone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 Number = Annotated[float, _refuse_flags("float_type", "Input should be a valid number")]
 Flag = Annotated[bool, BeforeValidator(_refuse_numbers)]
+Team = Annotated[str, Field(max_length=64, pattern=TEAM_PATTERN)]
+AlertSeverity = Literal["", "critical", "warning", "info"]
 
 SETTING_MAX = 2**31 - 1  # minutes or objects: far beyond any real setting, within SQLite
 
@@ -111,6 +113,21 @@ class MonitorBody(Body):
         le=SETTING_MAX,
         description="Minutes a batch may stay running before the monitor is in error; 0: off.",
     )
+    team: Team = Field(
+        "",
+        description="Who owns the monitor (letters, digits, _ . -; at most 64): the `team` "
+        "label of its info series and its alerts, for routing; '' = none.",
+    )
+    severity: AlertSeverity = Field(
+        "",
+        description="critical, warning or info: the severity every alert of this monitor pages "
+        "with; '' = each alert's own.",
+    )
+    duration_histogram: Flag | None = Field(
+        None,
+        description="Export the run duration histogram for this monitor; null = as "
+        "metrics.duration_histogram says.",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -135,6 +152,9 @@ class MonitorPatch(Body):
     timezone: Zone | None = None
     grace: Whole | None = Field(None, ge=0, le=SETTING_MAX)
     max_runtime: Whole | None = Field(None, ge=0, le=SETTING_MAX)
+    team: Team | None = None
+    severity: AlertSeverity | None = None
+    duration_histogram: Flag | None = None
 
     @field_validator("schedule")
     @classmethod

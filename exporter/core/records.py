@@ -16,6 +16,8 @@ DEFAULT_TIMEZONE = "UTC"
 # is twice the clock skew the service accepts by default (a job host's clock may run five
 # minutes behind the service's), and still tells of a missed nightly run within minutes.
 DEFAULT_GRACE = 10
+TEAM_PATTERN = r"^[A-Za-z0-9_.-]*$"  # a team name: a label value that routing can match
+ALERT_SEVERITIES = ("critical", "warning", "info")
 BOTH_CHECKS = (
     "a monitor expects runs either on a schedule or within an alert_interval, not both; "
     "set alert_interval to 0 to use a schedule, or schedule to '' to use an interval"
@@ -37,6 +39,9 @@ class MonitorSettings:
     timezone: str = DEFAULT_TIMEZONE  # IANA name the schedule is read in
     grace: int = DEFAULT_GRACE  # minutes a scheduled run may start late
     max_runtime: int = 0  # minutes a batch may stay running; 0 = off
+    team: str = ""  # who owns it, copied onto its alerts for routing; '' = none
+    severity: str = ""  # the severity its alerts page with; '' = each alert's own
+    duration_histogram: bool | None = None  # export the run duration histogram; None = global
 
     def __post_init__(self) -> None:
         if self.schedule and self.alert_interval > 0:

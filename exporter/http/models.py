@@ -107,6 +107,9 @@ class MonitorOut(BaseModel):
     timezone: str
     grace: int
     max_runtime: int
+    team: str
+    severity: Literal["", "critical", "warning", "info"]
+    duration_histogram: bool | None
     schedule_description: str | None = Field(
         description="The schedule in words, with its zone; null without a schedule."
     )

@@ -43,14 +43,23 @@ class ServiceCollector(Collector):
         build.add_metric([__version__], 1)
         yield build
         by_status = GaugeMetricFamily(
-            P + "monitors", "Monitors by alert status.", labels=["status"]
+            P + "monitors", "Active monitors by alert status.", labels=["status"]
         )
         counts: dict[str, int] = dict.fromkeys(ALERT_STATUSES, 0)
+        inactive = 0
         for ms in self._state.monitors.values():
-            counts[ms.monitor.alertstatus] += 1
+            if ms.monitor.settings.active:
+                counts[ms.monitor.alertstatus] += 1
+            else:
+                inactive += 1
         for status, n in counts.items():
             by_status.add_metric([status], n)
         yield by_status
+        yield GaugeMetricFamily(
+            P + "monitors_inactive",
+            "Inactive monitors (not evaluated; left out of integration_monitor_monitors).",
+            value=inactive,
+        )
         yield GaugeMetricFamily(
             P + "evaluation_interval_seconds",
             "Configured evaluation interval.",

@@ -17,10 +17,19 @@ log = logging.getLogger(__name__)
 
 
 class Monitors:
-    def __init__(self, store: Store, state: State, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        state: State,
+        clock: Callable[[], float],
+        evaluate: Callable[[MonitorState], None] = lambda ms: None,
+    ) -> None:
         self._store = store
         self._state = state
         self._clock = clock
+        # Called after a change of settings: a monitor re-activated, or given another interval,
+        # is judged at once, not on a status frozen since before the change.
+        self._evaluate = evaluate
 
     async def load(
         self, declared: Iterable[tuple[str, MonitorSettings]], max_clock_skew: float
@@ -43,8 +52,9 @@ class Monitors:
             )
         finished = [s for s, sev in severities.items() if sev != "running"]
         self._state.load(await self._store.load_runs(finished, max_clock_skew))
-        for key, settings in declared:
-            await self.put(key, settings)
+        for key, settings in declared:  # the first pass evaluates them
+            monitor, _ = await self._store.put_monitor(key, settings, self._clock())
+            self._state.put_monitor(monitor)
         return len(self._state.monitors)
 
     def get(self, key: str) -> MonitorState:
@@ -63,7 +73,9 @@ class Monitors:
     async def put(self, key: str, settings: MonitorSettings) -> tuple[MonitorState, bool]:
         """Create or replace a monitor's settings; True when it was created."""
         monitor, created = await self._store.put_monitor(key, settings, self._clock())
-        return self._state.put_monitor(monitor), created
+        ms = self._state.put_monitor(monitor)
+        self._evaluate(ms)
+        return ms, created
 
     async def patch(self, key: str, changes: dict[str, Any]) -> MonitorState:
         """Change some settings. Refused (naming the field the change gave) when the result
@@ -75,7 +87,9 @@ class Monitors:
             field = "schedule" if changes.get("schedule") else "alert_interval"
             raise InvalidSettings(exc.message, field) from None
         monitor = await self._store.patch_monitor(key, changes, self._clock())
-        return self._state.put_monitor(monitor)
+        ms = self._state.put_monitor(monitor)
+        self._evaluate(ms)
+        return ms
 
     async def delete(self, key: str) -> None:
         self.get(key)

@@ -419,3 +419,48 @@ async def test_monitor_settings_beyond_sqlite_integers_are_422(client: Client) -
         "validation_error",
         "alert_no_deletes_deceeds",
     )
+
+
+async def test_team_severity_and_histogram_settings(client: Client) -> None:
+    body = {"name": "CRM", "team": "crm-ops", "severity": "warning", "duration_histogram": True}
+    created = await _json(await client.put("/api/v1/monitors/crm", json=body), 201)
+    assert (created["team"], created["severity"], created["duration_histogram"]) == (
+        "crm-ops",
+        "warning",
+        True,
+    )
+    patched = await client.patch("/api/v1/monitors/crm", json={"team": "", "severity": "info"})
+    assert (await _json(patched, 200))["team"] == ""
+    replaced = await _json(await client.put("/api/v1/monitors/crm", json={"name": "CRM"}), 200)
+    assert (replaced["team"], replaced["severity"], replaced["duration_histogram"]) == (
+        "",
+        "",
+        None,
+    )
+    for field, bad in (
+        ("team", "crm ops"),  # a space: not a label value routing can match simply
+        ("team", "x" * 65),
+        ("severity", "page"),
+        ("duration_histogram", 1),
+    ):
+        await _error(
+            await client.patch("/api/v1/monitors/crm", json={field: bad}),
+            422,
+            "validation_error",
+            field,
+        )
+
+
+async def test_reactivating_a_monitor_evaluates_it_at_once(make_client: Factory) -> None:
+    """An inactive monitor keeps the status it had; made active again, it is judged now."""
+    clock = Clock()
+    client = await make_client(clock)
+    await put_monitor(client, "crm", alert_interval=60)
+    await _json(await client.post("/api/v1/monitors/crm/batches", json={"logstatus": "ok"}), 201)
+    paused = await _json(await client.patch("/api/v1/monitors/crm", json={"active": False}), 200)
+    assert paused["alertstatus"] == "ok"
+    clock.advance(3 * 3600)  # stale now, but not evaluated while inactive
+    assert (await _json(await client.get("/api/v1/monitors/crm"), 200))["alertstatus"] == "ok"
+    resumed = await _json(await client.patch("/api/v1/monitors/crm", json={"active": True}), 200)
+    assert resumed["alertstatus"] == "error"
+    assert resumed["alerttext"].startswith("No batch"), resumed

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from exporter.core.counters import DurationBuckets
 from exporter.http import appkeys
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.families import Shape
+from exporter.metrics.gzip import GzipPieces
 from tests.conftest import Clock, Factory, put_monitor
 from tests.support.metrics_oracle import MonitorCollector, build_registry
 
@@ -20,17 +25,23 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
     await put_monitor(client, "nightly", schedule="30 2 * * *", timezone="America/New_York")
     state = client.app[appkeys.STATE]
     config = client.app[appkeys.CONFIG]
-    buckets = DurationBuckets(config.metrics.duration_buckets)
-    monitors = MonitorCollector(state, buckets)
+    shape = Shape.of(state, DurationBuckets(config.metrics.duration_buckets), histograms=True)
+    monitors = MonitorCollector(state, shape)
     service = CollectorRegistry(auto_describe=False)  # no process metrics: they change by the ms
-    exposition = Exposition(state, buckets, service)
+    exposition = Exposition(state, shape, service)
     reference = build_registry(monitors, service)
 
     async def same() -> None:
-        assert exposition.render(False).decode() == generate_latest(reference).decode()
+        text = generate_latest(reference)
+        assert exposition.render(False).decode() == text.decode()
         om = openmetrics.generate_latest(reference)  # type: ignore[no-untyped-call]
         assert exposition.render(True) == om
         assert b"".join(await exposition.chunks_yielding(True, slice_size=1)) == om
+        # gzip: one member, whatever was compressed before and reused now
+        for _ in range(2):
+            assert gzip.decompress(exposition.render_gzip(False)) == text
+            packed = b"".join(await exposition.chunks_yielding(True, gzip=True, slice_size=1))
+            assert gzip.decompress(packed) == om
 
     await same()
     for body in ({"logstatus": "running"}, {"logstatus": "partial", "no_created": 2}):
@@ -50,9 +61,8 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
     await client.patch("/api/v1/monitors/nightly", json={"grace": 60, "max_runtime": 30})
     await same()
     assert _sample(exposition.render(False), deadline, "nightly") == before + 86400 + 50 * 60
-    assert b'integration_monitor_max_runtime_seconds{key="nightly"} 1800.0' in exposition.render(
-        False
-    )
+    max_runtime = b'integration_monitor_max_runtime_seconds{integration_key="nightly"} 1800.0'
+    assert max_runtime in exposition.render(False)
     await client.patch("/api/v1/monitors/crm", json={"name": "CRM renamed", "active": False})
     await same()
     assert 'name="CRM renamed"' in exposition.render(False).decode()
@@ -62,6 +72,22 @@ async def test_cached_text_equals_the_client_library_rendering(make_client: Fact
 
 
 def _sample(text: bytes, name: str, key: str) -> float:
-    prefix = f'{name}{{key="{key}"}} '.encode()
+    prefix = f'{name}{{integration_key="{key}"}} '.encode()
     [line] = [x for x in text.splitlines() if x.startswith(prefix)]
     return float(line[len(prefix) :])
+
+
+def test_gzip_pieces_make_one_member_and_reuse_unchanged_segments() -> None:
+    """Pieces compressed apart join into one gzip member; a piece is compressed again only when
+    its bytes object changes. One member: zlib's single-member inflate reads it all."""
+    pieces = GzipPieces()
+    a, b = b"a 1.0\n" * 1000, b"b 2.0\n" * 500
+    first = pieces.encode([("a", a), ("b", b)])
+    single = zlib.decompressobj(wbits=31)
+    assert single.decompress(b"".join(first)) == a + b
+    assert single.eof and single.unused_data == b""
+    again = pieces.encode([("a", a), ("b", b"b 3.0\n" * 500)])
+    assert again[1] is first[1]  # a: the same segment, not compressed again
+    assert again[2] is not first[2]
+    assert gzip.decompress(b"".join(again)) == a + b"b 3.0\n" * 500
+    assert gzip.decompress(b"".join(pieces.encode([]))) == b""

@@ -9,6 +9,7 @@ the scraped text.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import re
 import shutil
@@ -115,12 +116,19 @@ async def start(make_client: Factory, **sections: Any) -> Client:
 async def scenario(client: Client) -> None:
     """Monitors of both types, runs of every severity (built-in and custom), logs, rejects."""
     await put_monitor(
-        client, "crm-sync", name="CRM sync", alert_interval=60, alert_no_creates_deceeds=10
+        client,
+        "crm-sync",
+        name="CRM sync",
+        alert_interval=60,
+        alert_no_creates_deceeds=10,
+        team="crm",
     )
     await put_monitor(client, "erp-import", name="ERP import", alert_interval=1440)
     await put_monitor(client, "billing", name="Billing")
     await put_monitor(client, "newsletter", name="Newsletter", type="message")
-    await put_monitor(client, "paused", name="Paused", active=False, alert_interval=1)
+    await put_monitor(
+        client, "paused", name="Paused", active=False, alert_interval=1, severity="warning"
+    )
     await put_monitor(
         client,
         "backup",
@@ -211,11 +219,15 @@ async def test_monitor_series(make_client: Factory) -> None:
     client = await start(make_client)
     await scenario(client)
 
-    assert value(client, "info", key="crm-sync", name="CRM sync", type="batch")
-    assert value(client, "info", key="newsletter", name="Newsletter", type="message")
-    assert value(client, "active", key="crm-sync") == 1
-    assert value(client, "active", key="paused") == 0
-    assert value(client, "created_timestamp_seconds", key="billing") == NOW
+    def info(key: str, **labels: str) -> float | None:
+        return value(client, "info", integration_key=key, **labels)
+
+    assert info("crm-sync", name="CRM sync", type="batch", active="true", team="crm") == 1
+    assert info("newsletter", name="Newsletter", type="message", active="true") == 1
+    assert info("paused", name="Paused", type="batch", active="false", severity="warning") == 1
+    # Created: only until the first run (staleness counts from it until then).
+    assert value(client, "created_timestamp_seconds", integration_key="nightly-export") == NOW
+    assert value(client, "created_timestamp_seconds", integration_key="billing") is None
 
     expected_status = {
         "crm-sync": "error",
@@ -228,87 +240,153 @@ async def test_monitor_series(make_client: Factory) -> None:
     }
     for key, current in expected_status.items():
         for status in ("notcalculated", "ok", "error"):
-            assert value(client, "alert_status", key=key, status=status) == (
+            assert value(client, "alert_status", integration_key=key, status=status) == (
                 1 if status == current else 0
             ), (key, status)
-    assert value(client, "alert_timestamp_seconds", key="crm-sync") == NOW
-    assert value(client, "alert_timestamp_seconds", key="paused") is None
-    assert value(client, "alert_interval_seconds", key="crm-sync") == 3600
-    assert value(client, "alert_interval_seconds", key="billing") == 0
-    for operation, limit in (("created", 10), ("updated", 0), ("deleted", 0)):
-        assert value(client, "alert_threshold", key="crm-sync", operation=operation) == limit
+    # Reasons: only those that hold, on monitors in error.
+    reasons = {
+        (smp.labels["integration_key"], smp.labels["reason"]): smp.value
+        for m in registry(client).collect()
+        if m.name == P + "alert_reason"
+        for smp in m.samples
+    }
+    assert reasons == {
+        ("crm-sync", "last_run_failed"): 1,
+        ("crm-sync", "below_threshold"): 1,
+        ("billing", "last_run_failed"): 1,
+    }
+    assert value(client, "alert_interval_seconds", integration_key="crm-sync") == 3600
+    assert value(client, "alert_interval_seconds", integration_key="billing") is None  # off
+    assert value(client, "alert_threshold", integration_key="crm-sync", operation="created") == 10
+    for operation in ("updated", "deleted"):  # off: absent
+        assert (
+            value(client, "alert_threshold", integration_key="crm-sync", operation=operation)
+            is None
+        )
     # A schedule: its words in an info series, and the deadline of the next run's start.
     assert value(
         client,
         "schedule_info",
-        key="backup",
+        integration_key="backup",
         schedule="0 2 * * *",
         timezone="Europe/Stockholm",
         summary="at 02:00 every day, Europe/Stockholm",
     )
     tomorrow = datetime(2026, 12, 1, 1, 10, tzinfo=UTC).timestamp()  # 02:00 + 10 min grace
-    assert value(client, "start_deadline_timestamp_seconds", key="backup") == tomorrow
-    assert value(client, "max_runtime_seconds", key="backup") == 7200
+    assert value(client, "start_deadline_timestamp_seconds", integration_key="backup") == tomorrow
+    assert value(client, "max_runtime_seconds", integration_key="backup") == 7200
     for key in ("crm-sync", "nightly-export"):  # nothing of schedules without one
-        assert value(client, "start_deadline_timestamp_seconds", key=key) is None
-        assert value(client, "max_runtime_seconds", key=key) is None
-        assert "backup" not in key and not [
+        assert value(client, "start_deadline_timestamp_seconds", integration_key=key) is None
+        assert value(client, "max_runtime_seconds", integration_key=key) is None
+        assert not [
             m
             for m in registry(client).collect()
             if m.name == P + "schedule_info"
             for smp in m.samples
-            if smp.labels["key"] == key
+            if smp.labels["integration_key"] == key
         ]
 
-    # The latest run: one series per known status (built-in and custom), 1 for its status.
-    for status in ("running", "ok", "error", "donewitherror", *STATUSES):
-        assert value(client, "last_run_status", key="erp-import", status=status) == (
-            1 if status == "running" else 0
-        )
-    assert value(client, "last_run_status", key="billing", status="partial")
-    assert value(client, "last_run_status", key="nightly-export", status="ok") is None
-    assert value(client, "last_run_start_timestamp_seconds", key="erp-import") == NOW - MIN
-    # The end, duration and objects are the latest finished run's, not the running one's.
-    assert value(client, "last_run_end_timestamp_seconds", key="erp-import") == NOW - 10 * MIN + 45
-    assert value(client, "last_run_duration_seconds", key="erp-import") == 45
-    assert value(client, "last_run_duration_seconds", key="crm-sync") == 30
+    # The latest run: one info series with its status and the result that status counts as.
+    def last_run(key: str) -> dict[str, str]:
+        [labels] = [
+            smp.labels
+            for m in registry(client).collect()
+            if m.name == P + "last_run_info"
+            for smp in m.samples
+            if smp.labels["integration_key"] == key and smp.value == 1
+        ]
+        return {k: v for k, v in labels.items() if k != "integration_key"}
+
+    assert last_run("erp-import") == {"status": "running", "result": "running"}
+    assert last_run("billing") == {"status": "partial", "result": "error"}
+    assert last_run("newsletter") == {"status": "ok", "result": "ok"}
+    assert value(client, "last_run_info", integration_key="nightly-export", status="ok") is None
+    assert (
+        value(client, "last_run_start_timestamp_seconds", integration_key="erp-import") == NOW - MIN
+    )
+    # The duration and objects are the latest finished run's, not the running one's.
+    assert value(client, "last_run_duration_seconds", integration_key="erp-import") == 45
+    assert value(client, "last_run_duration_seconds", integration_key="crm-sync") == 30
     for operation, n in (("created", 2), ("updated", 0), ("deleted", 0)):
-        assert value(client, "last_run_objects", key="crm-sync", operation=operation) == n
-    assert value(client, "last_success_timestamp_seconds", key="crm-sync") == NOW - 3 * HOUR + 120
+        assert (
+            value(client, "last_run_objects", integration_key="crm-sync", operation=operation) == n
+        )
+    # A message monitor's runs are logs: no duration or objects.
+    assert value(client, "last_run_duration_seconds", integration_key="newsletter") is None
+    assert (
+        value(client, "last_run_objects", integration_key="newsletter", operation="created") is None
+    )
+    assert (
+        value(client, "last_success_timestamp_seconds", integration_key="crm-sync")
+        == NOW - 3 * HOUR + 120
+    )
     # A custom status of severity ok is a success.
-    assert value(client, "last_success_timestamp_seconds", key="billing") == NOW - 2 * HOUR + 5
-    assert value(client, "last_success_timestamp_seconds", key="newsletter") == NOW
+    assert (
+        value(client, "last_success_timestamp_seconds", integration_key="billing")
+        == NOW - 2 * HOUR + 5
+    )
+    assert value(client, "last_success_timestamp_seconds", integration_key="newsletter") == NOW
 
 
-async def test_counter_and_histogram_series(make_client: Factory) -> None:
+async def test_counter_series(make_client: Factory) -> None:
     client = await start(make_client)
     await scenario(client)
 
     def runs(key: str, status: str) -> float | None:
-        return value(client, "runs_total", key=key, status=status)
+        return value(client, "runs_total", integration_key=key, status=status)
 
     assert (runs("crm-sync", "ok"), runs("crm-sync", "error")) == (1, 1)
     assert runs("crm-sync", "running") is None  # a run counts once, when it finishes
     assert runs("crm-sync", "queued") is None  # custom statuses of severity running too
+    assert runs("crm-sync", "partial") is None  # a status appears on its first use
     assert (runs("billing", "skipped"), runs("billing", "partial")) == (1, 1)  # once, not twice
     assert (runs("newsletter", "ok"), runs("newsletter", "error")) == (2, 1)
     assert runs("newsletter", "skipped") == 1
-    assert value(client, "logs_total", key="crm-sync", status="ok") == 1
-    assert value(client, "logs_total", key="newsletter", status="ok") == 2
-    assert value(client, "logs_total", key="newsletter", status="running") == 0
+    assert value(client, "logs_total", integration_key="crm-sync", status="ok") == 1
+    # On a message monitor every log is a run: runs_total counts them, logs_total is not there.
+    assert value(client, "logs_total", integration_key="newsletter", status="ok") is None
     for operation, n in (("created", 14), ("updated", 3), ("deleted", 1)):
-        assert value(client, "objects_total", key="crm-sync", operation=operation) == n
+        assert value(client, "objects_total", integration_key="crm-sync", operation=operation) == n
+    assert value(client, "objects_total", integration_key="newsletter", operation="created") is None
+    # The duration histogram is off by default.
+    assert value(client, "run_duration_seconds_count", integration_key="crm-sync") is None
+
+
+async def test_duration_histogram_on_demand(make_client: Factory) -> None:
+    """Off by default; on for every monitor with metrics.duration_histogram, off again for
+    one by its own setting, or on for one alone. The counts were kept all along."""
+    client = await start(make_client, metrics={"duration_histogram": True})
+    await scenario(client)
 
     def bucket(key: str, le: str) -> float | None:
-        return value(client, "run_duration_seconds_bucket", key=key, le=le)
+        return value(client, "run_duration_seconds_bucket", integration_key=key, le=le)
 
     # crm-sync ran 120 s and 30 s; a duration equal to a bound falls in that bucket.
     assert (bucket("crm-sync", "15.0"), bucket("crm-sync", "30.0")) == (0, 1)
     assert (bucket("crm-sync", "60.0"), bucket("crm-sync", "120.0")) == (1, 2)
     assert bucket("crm-sync", "+Inf") == 2
-    assert value(client, "run_duration_seconds_count", key="crm-sync") == 2
-    assert value(client, "run_duration_seconds_sum", key="crm-sync") == 150
-    assert value(client, "run_duration_seconds_count", key="paused") == 0
+    assert value(client, "run_duration_seconds_count", integration_key="crm-sync") == 2
+    assert value(client, "run_duration_seconds_sum", integration_key="crm-sync") == 150
+    assert value(client, "run_duration_seconds_count", integration_key="paused") == 0
+    assert value(client, "run_duration_seconds_count", integration_key="newsletter") is None
+
+    response = await client.patch(
+        "/api/v1/monitors/crm-sync", json={"duration_histogram": False}, headers=auth(ADMIN)
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["duration_histogram"] is False
+    assert 'run_duration_seconds_count{integration_key="crm-sync"}' not in await scrape(client)
+    assert value(client, "run_duration_seconds_count", integration_key="erp-import") == 1
+    await client.close()
+
+    off = await start(make_client)  # the same database, the default: off
+    assert value(off, "run_duration_seconds_count", integration_key="erp-import") is None
+    response = await off.patch(
+        "/api/v1/monitors/erp-import", json={"duration_histogram": True}, headers=auth(ADMIN)
+    )
+    assert response.status == 200, await response.text()
+    assert value(off, "run_duration_seconds_count", integration_key="erp-import") == 1
+    assert value(off, "run_duration_seconds_bucket", integration_key="erp-import", le="60.0") == 1
 
 
 async def test_service_series(make_client: Factory) -> None:
@@ -316,9 +394,10 @@ async def test_service_series(make_client: Factory) -> None:
     await scenario(client)
 
     assert value(client, "build_info", version="0.1.0") == 1
-    counts = {"error": 2, "ok": 3, "notcalculated": 2}
+    counts = {"error": 2, "ok": 3, "notcalculated": 1}  # active monitors only
     for status, n in counts.items():
         assert value(client, "monitors", status=status) == n
+    assert value(client, "monitors_inactive") == 1
     assert value(client, "evaluation_interval_seconds") == 900
     assert value(client, "evaluations_total") == 2  # at start, on request
     assert value(client, "evaluation_last_timestamp_seconds") == NOW
@@ -406,11 +485,52 @@ async def test_openmetrics_negotiation(make_client: Factory) -> None:
     text = await response.text()
     assert text.endswith("# EOF\n")
     assert "# TYPE integration_monitor_runs counter\n" in text
-    assert 'integration_monitor_runs_total{key="crm-sync",status="error"} 1.0\n' in text
+    assert 'integration_monitor_runs_total{integration_key="crm-sync",status="error"} 1.0\n' in text
 
     plain = await client.get("/metrics", headers=auth(READ))
     assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "# EOF" not in await plain.text()
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "compressed"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),  # what browsers send
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", True),
+        ("*", True),
+        ("gzip;q=0", False),  # refused explicitly
+        ("identity", False),
+        ("", False),
+    ],
+)
+async def test_gzip_when_the_scraper_asks(
+    make_client: Factory, accept_encoding: str, compressed: bool
+) -> None:
+    """Prometheus sends `Accept-Encoding: gzip`; the answer is then one gzip member whose text
+    is the plain answer, in both formats."""
+    client = await start(make_client)
+    await scenario(client)
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        headers = auth(READ)
+        if accept:
+            headers["Accept"] = accept
+        plain = await client.get("/metrics", headers={**headers, "Accept-Encoding": "identity"})
+        headers["Accept-Encoding"] = accept_encoding
+        response = await client.get("/metrics", headers=headers, auto_decompress=False)
+        assert response.status == 200
+        assert response.headers["Vary"] == "Accept-Encoding"
+        assert response.headers["Content-Type"] == plain.headers["Content-Type"]
+        body = await response.read()
+        if compressed:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert int(response.headers["Content-Length"]) == len(body)
+            text = gzip.decompress(body)
+            assert len(body) * 2 < len(text)
+        else:
+            assert "Content-Encoding" not in response.headers
+            text = body
+        assert stable(text.decode()) == stable(await plain.text())
 
 
 async def test_failed_report_shows_on_the_next_scrape(make_client: Factory) -> None:
@@ -467,7 +587,7 @@ async def test_counters_survive_restart_and_pruning(make_client: Factory) -> Non
     await scenario(first)
     before = counters(await scrape(first))
     assert before[("integration_monitor_runs_total", ("crm-sync", "error"))] == 1
-    assert len(before) > 50
+    assert len(before) > 20
     crm, erp = await batch_ids(first, "crm-sync"), await batch_ids(first, "erp-import")
     assert (len(crm), len(erp), await log_count(first, "newsletter")) == (2, 2, 4)
     await first.close()
@@ -488,7 +608,7 @@ async def test_counters_survive_restart_and_pruning(make_client: Factory) -> Non
     third = await start(make_client)
     assert counters(await scrape(third)) == before
     assert (await batch_ids(third, "crm-sync")) == crm[:1]
-    assert value(third, "alert_status", key="crm-sync", status="error") == 1
+    assert value(third, "alert_status", integration_key="crm-sync", status="error") == 1
 
 
 async def test_last_success_survives_pruning(make_client: Factory) -> None:
@@ -496,14 +616,16 @@ async def test_last_success_survives_pruning(make_client: Factory) -> None:
     first = await start(make_client)
     await scenario(first)
     before = {
-        key: value(first, "last_success_timestamp_seconds", key=key)
+        key: value(first, "last_success_timestamp_seconds", integration_key=key)
         for key in ("crm-sync", "billing", "erp-import", "newsletter")
     }
     await first.app[appkeys.STORE].prune(NOW + 3650 * 24 * HOUR, NOW + HOUR)
     await first.close()
 
     second = await start(make_client)
-    after = {key: value(second, "last_success_timestamp_seconds", key=key) for key in before}
+    after = {
+        key: value(second, "last_success_timestamp_seconds", integration_key=key) for key in before
+    }
     assert after == before
 
 

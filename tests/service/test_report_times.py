@@ -80,7 +80,7 @@ async def test_a_success_reported_by_a_fast_clock_never_lies_ahead(make_client: 
     body = {"logstatus": "ok", "starttime": iso(NOW + 100), "endtime": iso(NOW + 200)}
     assert (await _post(client, "crm", body)).status == 201
     value = registry_of(client.app).get_sample_value(
-        "integration_monitor_last_success_timestamp_seconds", {"key": "crm"}
+        "integration_monitor_last_success_timestamp_seconds", {"integration_key": "crm"}
     )
     assert value == NOW
 
@@ -128,7 +128,7 @@ async def test_an_old_database_with_impossible_times_keeps_working(
     assert monitor["last_run"]["starttime"] == iso(NOW - 5000)  # the impossible ones are ignored
     registry = registry_of(client.app)
     success = registry.get_sample_value(
-        "integration_monitor_last_success_timestamp_seconds", {"key": "crm"}
+        "integration_monitor_last_success_timestamp_seconds", {"integration_key": "crm"}
     )
     assert success is not None and success <= NOW
     failed = await _post(client, "crm", {"logstatus": "error", "errormsg": "CRM down"})

@@ -24,7 +24,9 @@ async def test_racing_changes_of_one_batch_count_its_run_once(make_client: Facto
     assert [a.status for a in answers] == [200, 200]
     registry = registry_of(client.app)
     runs = sum(
-        registry.get_sample_value("integration_monitor_runs_total", {"key": "crm", "status": s})
+        registry.get_sample_value(
+            "integration_monitor_runs_total", {"integration_key": "crm", "status": s}
+        )
         or 0.0
         for s in ("ok", "error")
     )
@@ -34,6 +36,6 @@ async def test_racing_changes_of_one_batch_count_its_run_once(make_client: Facto
     stored = (await (await client.get(f"/api/v1/batches/{batch_id}")).json())["batch"]
     assert stored["logstatus"] == corrections[0].new_status
     created = registry.get_sample_value(
-        "integration_monitor_objects_total", {"key": "crm", "operation": "created"}
+        "integration_monitor_objects_total", {"integration_key": "crm", "operation": "created"}
     )
     assert created == stored["no_created"]  # the growth of a correction is added, once

@@ -127,9 +127,9 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
 
     app = client.app
     registry = registry_of(app)
-    runs = {"key": "crm", "status": "ok"}
+    runs = {"integration_key": "crm", "status": "ok"}
     before = registry.get_sample_value("integration_monitor_runs_total", runs)
-    objects = {"key": "crm", "operation": "created"}
+    objects = {"integration_key": "crm", "operation": "created"}
     assert before == 5
     deleted = await app[appkeys.STORE].prune(cutoff=clock.now + 1, idempotency_cutoff=clock.now)
     assert deleted == 4  # the latest batch and the latest log stay

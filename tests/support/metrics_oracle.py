@@ -11,26 +11,22 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.core.counters import DurationBuckets
 from exporter.http import appkeys
-from exporter.metrics.families import FAMILIES, monitor_samples, statuses_of
+from exporter.metrics.families import FAMILIES, Shape, monitor_samples
 from exporter.service.state import State
 
 
 class MonitorCollector(Collector):
     """Every monitor's series from the in-memory state, through `monitor_samples`."""
 
-    def __init__(self, state: State, buckets: DurationBuckets) -> None:
+    def __init__(self, state: State, shape: Shape) -> None:
         self._state = state
-        self._buckets = buckets
+        self._shape = shape
 
     def collect(self) -> Iterator[Metric]:
         families = [f.metric() for f in FAMILIES]
-        statuses, final = statuses_of(self._state)
         for _, ms in sorted(self._state.monitors.items()):
-            for index, sample_name, labels, value in monitor_samples(
-                ms, statuses, final, self._buckets
-            ):
+            for index, sample_name, labels, value in monitor_samples(ms, self._shape):
                 families[index].add_sample(sample_name, dict(labels), value)
         yield from families
 
@@ -44,6 +40,6 @@ def build_registry(monitors: MonitorCollector, service: CollectorRegistry) -> Co
 
 
 def registry_of(app: web.Application) -> CollectorRegistry:
-    """The oracle registry of a running app: its state, its buckets, its service metrics."""
-    monitors = MonitorCollector(app[appkeys.STATE], app[appkeys.RULES].buckets)
+    """The oracle registry of a running app: its state, its shape, its service metrics."""
+    monitors = MonitorCollector(app[appkeys.STATE], app[appkeys.EXPOSITION].shape)
     return build_registry(monitors, app[appkeys.EXPOSITION].service)

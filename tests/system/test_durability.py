@@ -74,7 +74,7 @@ def _restart_and_count(tmp_path: Path) -> float:
         service.stop()
     line = next(
         x for x in text.splitlines()
-        if x.startswith('integration_monitor_runs_total{key="crm",status="ok"}')
+        if x.startswith('integration_monitor_runs_total{integration_key="crm",status="ok"}')
     )  # fmt: skip
     return float(line.split()[-1])
 

@@ -51,7 +51,7 @@ CORRECTIONS_KEPT = 20  # per batch
 _MONITOR_COLS = (
     "m.id, m.integration_key, m.name, m.type, m.active, m.alert_interval, "
     "m.alert_no_creates_deceeds, m.alert_no_updates_deceeds, m.alert_no_deletes_deceeds, "
-    "m.schedule, m.timezone, m.grace, m.max_runtime, "
+    "m.schedule, m.timezone, m.grace, m.max_runtime, m.team, m.severity, m.duration_histogram, "
     "m.alertstatus, m.alerttext, m.alert_timestamp, m.created_at, m.updated_at"
 )
 _BATCH_COLS = (
@@ -71,8 +71,12 @@ _SETTINGS = tuple(f.name for f in fields(MonitorSettings))
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
-    settings = MonitorSettings(row[2], row[3], bool(row[4]), *row[5:13])
-    return Monitor(row[0], row[1], settings, *row[13:18])
+    values = dict(zip(_SETTINGS, row[2:16], strict=True))  # SQLite has no booleans
+    values["active"] = bool(values["active"])
+    if values["duration_histogram"] is not None:
+        values["duration_histogram"] = bool(values["duration_histogram"])
+    settings = MonitorSettings(**values)
+    return Monitor(row[0], row[1], settings, *row[16:21])
 
 
 def _batch(row: Sequence[Any]) -> Batch:
