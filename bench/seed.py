@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.plan import key
 from exporter.config import MetricsConfig
-from exporter.core.counters import DurationBuckets
+from exporter.core.counters import SUCCESS, DurationBuckets
 from exporter.storage.sqlite.store import apply_migrations
 
 NOW = time.time()
@@ -25,10 +25,12 @@ CHUNK = 50_000
 
 
 # Statuses of a monitor's earlier runs, in turn (built-in ones: the service runs without the
-# shipped config's custom statuses), so that every monitor has used a few statuses, as a real
-# one has: series that appear on a status's first use all exist. The latest run is ok, or error
-# for every tenth monitor (`failing`).
+# shipped config's custom statuses), so that every monitor has used a few statuses and has
+# succeeded once, as a real one has: series that appear on a status's first use, or on the
+# first success, all exist. The latest run is ok, or error for every tenth monitor
+# (`failing`), whose history starts with an ok run instead.
 HISTORY = ("error", "donewitherror", "ok")
+FAILING_HISTORY = ("ok", "donewitherror", "error")
 
 
 def failing(index: int) -> bool:
@@ -40,7 +42,12 @@ def status(index: int, k: int, per_monitor: int) -> str:
     """The status of the index-th monitor's k-th run (of `per_monitor`)."""
     if k == per_monitor - 1:
         return "error" if failing(index) else "ok"
-    return HISTORY[k % len(HISTORY)]
+    history = FAILING_HISTORY if failing(index) else HISTORY
+    return history[k % len(history)]
+
+
+def _start(k: int, per_monitor: int, now: float) -> float:
+    return now - (per_monitor - k) * SPACING
 
 
 # (schedule, timezone, grace): a fleet's mix of schedules, shared by many monitors each. The
@@ -100,7 +107,7 @@ def _monitors(
 def _batches(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[object, ...]]:
     """Runs in time order across monitors, as they would have arrived."""
     for k in range(per_monitor):
-        start = now - (per_monitor - k) * SPACING
+        start = _start(k, per_monitor, now)
         end = start + RUN_SECONDS
         for i in range(monitors):
             run_status = status(i, k, per_monitor)
@@ -117,14 +124,19 @@ def _batches(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[obje
             )
 
 
-def _counters(monitors: int, per_monitor: int) -> Iterator[tuple[object, ...]]:
+def _counters(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[object, ...]]:
     bucket = DurationBuckets(MetricsConfig().duration_buckets).deltas(RUN_SECONDS)[0][1]
     created = sum(k % 7 for k in range(per_monitor))
     for i in range(monitors):
         runs: dict[str, int] = {}
+        success = 0.0  # the end of the latest ok run, as the service keeps it
         for k in range(per_monitor):
-            runs[status(i, k, per_monitor)] = runs.get(status(i, k, per_monitor), 0) + 1
+            run_status = status(i, k, per_monitor)
+            runs[run_status] = runs.get(run_status, 0) + 1
+            if run_status == "ok":
+                success = _start(k, per_monitor, now) + RUN_SECONDS
         values = {
+            SUCCESS: success,
             **{("runs", name): count for name, count in sorted(runs.items())},
             ("objects", "created"): created,
             ("objects", "updated"): 0,
@@ -193,7 +205,7 @@ def seed(
             )
         conn.executemany(
             "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?,?,?,?)",
-            _counters(monitors, per_monitor),
+            _counters(monitors, per_monitor, now),
         )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
