@@ -161,7 +161,11 @@ async def scrape_every(session: aiohttp.ClientSession, a: Args) -> Args:
         seconds, body, _ = await _fetch(session, a["url"] + "/metrics", a.get("gzip", True))
         latencies.append(seconds)
         sizes.append(len(body))
-    return {**summary_ms(latencies), "bytes": statistics.median(sizes) if sizes else math.nan}
+    return {
+        **summary_ms(latencies),
+        "latencies_ms": [x * 1000 for x in latencies],
+        "bytes": statistics.median(sizes) if sizes else math.nan,
+    }
 
 
 async def alert(session: aiohttp.ClientSession, a: Args) -> Args:
