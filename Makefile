@@ -28,8 +28,8 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 lint: $(TEST_DEPS)
-	$(BIN)/ruff check exporter tests bench grafana deploy
-	$(BIN)/ruff format --check exporter tests bench grafana deploy
+	$(BIN)/ruff check exporter tests bench grafana deploy rules
+	$(BIN)/ruff format --check exporter tests bench grafana deploy rules
 	$(BIN)/lint-imports
 
 typecheck: $(TEST_DEPS)

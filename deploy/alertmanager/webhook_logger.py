@@ -20,7 +20,11 @@ def format_notification(payload: dict[str, Any]) -> list[str]:
     for alert in payload.get("alerts", []):
         labels = alert.get("labels", {})
         annotations = alert.get("annotations", {})
-        where = " ".join(f"{k}={labels[k]}" for k in ("key", "instance") if k in labels)
+        where = " ".join(
+            f"{k}={labels[k]}"
+            for k in ("job", "integration_key", "team", "instance")
+            if k in labels
+        )
         parts = [
             alert.get("status", payload.get("status", "?")).upper(),
             labels.get("alertname", "?"),

@@ -105,9 +105,11 @@ class Exposition:
     """Renders /metrics in the Prometheus text format or OpenMetrics, caching each monitor.
 
     The cache is family-major: `_families[f][i]` is the text of family f for the i-th monitor
-    by key, and `_bodies[f]` their join, made again only when one of them changed. A monitor is
-    rendered again only in the part that changed: settings, runs (each report) or evaluation.
-    Gzip-compressed scrapes reuse each family's compressed text while the family is unchanged.
+    by key, so a family's body is one `join` of a ready list; `_versions[f]` counts the changes
+    of family f. A monitor is rendered again only in the part that changed: settings, runs
+    (each report) or evaluation. A gzip-compressed scrape joins and compresses only the
+    families that changed since the last one; the joined text is never kept (it would double
+    the memory of the cache).
     """
 
     def __init__(
@@ -121,7 +123,7 @@ class Exposition:
         self._membership = -1
         self._keys: list[str] = []
         self._families: list[list[bytes]] = []
-        self._bodies: list[bytes | None] = []
+        self._versions = [0] * len(FAMILIES)
         self._seen: list[tuple[MonitorState | None, tuple[int, int, int]]] = []
         self._parts: tuple[tuple[list[int], Callable[[MonitorState], list[Sample]]], ...] = (
             (sorted(SETTINGS_FAMILIES), settings_samples),
@@ -140,7 +142,7 @@ class Exposition:
         self._keys = sorted(self._state.monitors)
         count = len(self._keys)
         self._families = [[b""] * count for _ in FAMILIES]
-        self._bodies = [None] * len(FAMILIES)
+        self._versions = [v + 1 for v in self._versions]
         self._seen = [(None, (-1, -1, -1))] * count
 
     def _stale(self) -> list[int]:
@@ -165,24 +167,35 @@ class Exposition:
                 piece = text.get(index, b"")
                 if piece != self._families[index][i]:
                     self._families[index][i] = piece
-                    self._bodies[index] = None
+                    self._versions[index] += 1
         self._seen[i] = (ms, marks)
 
-    def _pieces(self, openmetrics_format: bool) -> list[tuple[Hashable, bytes]]:
-        """Header and body of each family, then the service's own metrics, each with its name."""
-        out: list[tuple[Hashable, bytes]] = []
-        for index, header in enumerate(self._headers[openmetrics_format]):
-            body = self._bodies[index]
-            if body is None:
-                body = self._bodies[index] = b"".join(self._families[index])
-            out.append(((openmetrics_format, index), header))
-            if body:
-                out.append((index, body))
+    def _service(self, openmetrics_format: bool) -> bytes:
         if openmetrics_format:
             rest: bytes = openmetrics.generate_latest(self.service)  # type: ignore[no-untyped-call]
-        else:
-            rest = generate_latest(self.service)
-        out.append((SERVICE, rest))
+            return rest
+        return generate_latest(self.service)
+
+    def _text(self, openmetrics_format: bool) -> list[bytes]:
+        """Header and body of each family, then the service's own metrics."""
+        out: list[bytes] = []
+        for header, pieces in zip(self._headers[openmetrics_format], self._families, strict=True):
+            out.append(header)
+            out.append(b"".join(pieces))
+        out.append(self._service(openmetrics_format))
+        return out
+
+    def _gzip_pieces(self, openmetrics_format: bool) -> list[tuple[Hashable, int, bytes | None]]:
+        """What `GzipPieces.encode` needs: the text of the families that changed only."""
+        out: list[tuple[Hashable, int, bytes | None]] = []
+        current = self._gzip.current
+        for index, header in enumerate(self._headers[openmetrics_format]):
+            key = (openmetrics_format, index)
+            out.append((key, 0, None if current(key, 0) else header))
+            version = self._versions[index]
+            body = None if current(index, version) else b"".join(self._families[index])
+            out.append((index, version, body))
+        out.append((SERVICE, 0, self._service(openmetrics_format)))
         return out
 
     def _update(self) -> None:
@@ -193,7 +206,7 @@ class Exposition:
     def chunks(self, openmetrics_format: bool) -> list[bytes]:
         """The whole exposition now, as chunks to send one after another."""
         self._update()
-        return [data for _, data in self._pieces(openmetrics_format)]
+        return self._text(openmetrics_format)
 
     async def chunks_yielding(
         self, openmetrics_format: bool, gzip: bool = False, slice_size: int = 256
@@ -205,7 +218,7 @@ class Exposition:
         one go held reports up for hundreds of milliseconds at 10,000 monitors. The text is
         assembled in one step at the end, so each family is one moment's.
         """
-        pieces = None
+        laid_out = False
         for _ in range(3):  # monitors added or removed meanwhile: lay out again
             self._layout()
             stale = self._stale()
@@ -217,14 +230,13 @@ class Exposition:
                     await asyncio.sleep(0)
             else:
                 if self._membership == self._state.membership:
-                    pieces = self._pieces(openmetrics_format)
+                    laid_out = True
                     break
-        if pieces is None:
+        if not laid_out:
             self._update()
-            pieces = self._pieces(openmetrics_format)
         if not gzip:
-            return [data for _, data in pieces]
-        return await asyncio.to_thread(self._gzip.encode, pieces)
+            return self._text(openmetrics_format)
+        return await asyncio.to_thread(self._gzip.encode, self._gzip_pieces(openmetrics_format))
 
     def render(self, openmetrics_format: bool) -> bytes:
         return b"".join(self.chunks(openmetrics_format))
@@ -232,4 +244,4 @@ class Exposition:
     def render_gzip(self, openmetrics_format: bool) -> bytes:
         """The exposition gzip-compressed, in this thread (tests, benchmarks)."""
         self._update()
-        return b"".join(self._gzip.encode(self._pieces(openmetrics_format)))
+        return b"".join(self._gzip.encode(self._gzip_pieces(openmetrics_format)))

@@ -52,7 +52,7 @@ FAMILIES = (
     Family("max_runtime_seconds", "gauge", "max_runtime in seconds: a batch running longer is "
            "an error. Absent when off."),
     Family("created_timestamp_seconds", "gauge", "When the monitor was created; only until its "
-           "first run, which last_run_start_timestamp_seconds then takes over from."),
+           "first successful run (last_success_timestamp_seconds then takes over from it)."),
     Family("last_run_info", "gauge", "The latest run's status and the result it counts as "
            "(running, ok or error); always 1.", (KEY, "result", "status")),
     Family("last_run_start_timestamp_seconds", "gauge", "Start of the latest run."),
@@ -152,9 +152,9 @@ def run_samples(ms: MonitorState, shape: Shape) -> list[Sample]:
     batch = m.settings.type == "batch"
     out: list[Sample] = []
     latest, done = ms.latest, ms.latest_finished
-    if latest is None:
+    if ms.last_success is None:  # where staleness and "no success since" count from
         out.append((CREATED, name[CREATED], (key,), m.created_at))
-    else:
+    if latest is not None:
         labels = (key, ("result", shape.severity(latest.logstatus)), ("status", latest.logstatus))
         out.append((LAST_INFO, name[LAST_INFO], labels, 1.0))
         out.append((LAST_START, name[LAST_START], (key,), latest.starttime))

@@ -225,7 +225,7 @@ async def test_monitor_series(make_client: Factory) -> None:
     assert info("crm-sync", name="CRM sync", type="batch", active="true", team="crm") == 1
     assert info("newsletter", name="Newsletter", type="message", active="true") == 1
     assert info("paused", name="Paused", type="batch", active="false", severity="warning") == 1
-    # Created: only until the first run (staleness counts from it until then).
+    # Created: only until the first success (staleness and "no success since" count from it).
     assert value(client, "created_timestamp_seconds", integration_key="nightly-export") == NOW
     assert value(client, "created_timestamp_seconds", integration_key="billing") is None
 
@@ -326,6 +326,14 @@ async def test_monitor_series(make_client: Factory) -> None:
         == NOW - 2 * HOUR + 5
     )
     assert value(client, "last_success_timestamp_seconds", integration_key="newsletter") == NOW
+
+    # A monitor that has run but never succeeded keeps its creation time; the first success
+    # takes over from it.
+    await batch(client, "nightly-export", logstatus="error")
+    assert value(client, "created_timestamp_seconds", integration_key="nightly-export") == NOW
+    await batch(client, "nightly-export", logstatus="ok")
+    assert value(client, "created_timestamp_seconds", integration_key="nightly-export") is None
+    assert value(client, "last_success_timestamp_seconds", integration_key="nightly-export")
 
 
 async def test_counter_series(make_client: Factory) -> None:

@@ -1,12 +1,16 @@
 """From a failed report to a notification: the service, Prometheus and Alertmanager, for real.
 
 The service runs as `python -m exporter serve` on a temporary database and evaluates every
-second; Prometheus scrapes it every second and evaluates the shipped rules file; Alertmanager
-sends to a webhook receiver run by this test. A failed batch must reach the receiver as a firing
-IntegrationMonitorError, and a good batch after it as the same alert resolved.
+second; Prometheus scrapes it every second and evaluates the shipped rules; Alertmanager runs
+the shipped deploy/alertmanager/alertmanager.yml (its receiver pointed at a webhook run by this
+test, its group timers shortened) and sends there. A failed batch must reach the receiver as a
+firing IntegrationMonitorError, and a good batch after it as the same alert resolved; five
+monitors that fail together must make one notification, not five.
 
-The timings are printed (`pytest -s` shows them), not asserted: they depend on the machine and
-on the rule's `for:` (1m in the shipped rules), which dominates the time to fire.
+Two changes to the shipped files, for time only: the rules' `keep_firing_for: 10m` becomes 5s
+(the promtool tests cover what it does), and Alertmanager's group_wait and group_interval are
+seconds instead of minutes. The timings are printed (`pytest -s` shows them), not asserted:
+they depend on the machine and on the rule's `for:` (1m), which dominates the time to fire.
 """
 
 from __future__ import annotations
@@ -38,9 +42,16 @@ from tests.support.processes import (
 from tests.support.service import Service
 
 RULES = ROOT / "rules" / "integration-monitor.rules.yml"
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 JOB = "integration-monitor"
 KEY = "crm-sync"
 NAME = "CRM sync"
+# Five monitors of one team that fail together (a shared dependency is down).
+TEAM = "erp"
+TEAM_KEYS = [f"erp-{n}" for n in range(1, 6)]
+# After the first notification of a group, how long no second one may come: several
+# group_intervals, so a straggler would have been sent.
+QUIET_AFTER = 10.0
 ALERT = "IntegrationMonitorError"
 ERRORMSG = "CRM API answered 502 Bad Gateway"
 START_TIMEOUT = 60.0
@@ -91,7 +102,7 @@ class Receiver:
                 labels = alert.get("labels", {})
                 if (
                     labels.get("alertname") == ALERT
-                    and labels.get("key") == KEY
+                    and labels.get("integration_key") == KEY
                     and alert.get("status") == status
                 ):
                     return notification.received, alert
@@ -113,21 +124,34 @@ class Stack:
         return {
             a["state"]
             for a in self.prometheus.alerts()
-            if a["labels"].get("alertname") == ALERT and a["labels"].get("key") == KEY
+            if a["labels"].get("alertname") == ALERT and a["labels"].get("integration_key") == KEY
         }
 
-    def report(self, **batch: Any) -> None:
-        http("POST", f"{self.service}/api/v1/monitors/{KEY}/batches", batch)
+    def report(self, key: str = KEY, **batch: Any) -> None:
+        http("POST", f"{self.service}/api/v1/monitors/{key}/batches", batch)
 
 
 def service_config() -> dict[str, Any]:
+    team = [
+        {"integration_key": key, "name": f"ERP import {key[-1]}", "type": "batch", "team": TEAM}
+        for key in TEAM_KEYS
+    ]
     return {
         "evaluation": {"interval_seconds": 1},
-        "monitors": [{"integration_key": KEY, "name": NAME, "type": "batch"}],
+        "monitors": [{"integration_key": KEY, "name": NAME, "type": "batch"}, *team],
     }
 
 
-def prometheus_config(service_port: int, alertmanager_port: int) -> dict[str, Any]:
+def rules_for_the_test(tmp: Path) -> Path:
+    """The shipped rules with keep_firing_for in seconds, so a resolve arrives in time."""
+    text = RULES.read_text(encoding="utf-8")
+    assert "keep_firing_for: 10m" in text
+    rules = tmp / RULES.name
+    rules.write_text(text.replace("keep_firing_for: 10m", "keep_firing_for: 5s"), "utf-8")
+    return rules
+
+
+def prometheus_config(service_port: int, alertmanager_port: int, rules: Path) -> dict[str, Any]:
     return {
         "global": {
             "scrape_interval": "1s",
@@ -135,7 +159,7 @@ def prometheus_config(service_port: int, alertmanager_port: int) -> dict[str, An
             "evaluation_interval": "1s",
             "external_labels": {"integration_monitor_url": f"http://127.0.0.1:{service_port}/"},
         },
-        "rule_files": [str(RULES)],
+        "rule_files": [str(rules)],
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
         },
@@ -146,18 +170,13 @@ def prometheus_config(service_port: int, alertmanager_port: int) -> dict[str, An
 
 
 def alertmanager_config(receiver_url: str) -> dict[str, Any]:
-    return {
-        "route": {
-            "receiver": "test",
-            "group_by": ["alertname", "job", "key"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {"name": "test", "webhook_configs": [{"url": receiver_url, "send_resolved": True}]}
-        ],
-    }
+    """The shipped config: its webhooks sent to `receiver_url`, its group timers in seconds."""
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    for receiver in config["receivers"]:
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = receiver_url
+    config["route"].update(group_wait="5s", group_interval="2s")
+    return config
 
 
 def start_alertmanager(processes: Processes, tmp: Path, receiver_url: str) -> int:
@@ -200,8 +219,9 @@ def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
             tmp_path, yaml.safe_dump(service_config(), sort_keys=False), processes=processes
         )
         alertmanager_port = start_alertmanager(processes, tmp_path, receiver.url)
+        rules = rules_for_the_test(tmp_path)
         prometheus = start_prometheus(
-            processes, tmp_path, prometheus_config(service.port, alertmanager_port)
+            processes, tmp_path, prometheus_config(service.port, alertmanager_port, rules)
         )
         stack = Stack(service.url, prometheus, processes)
         wait_for(
@@ -220,7 +240,9 @@ def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
         )
         wait_for(
             "a scrape of the monitor's alert status",
-            lambda: prometheus.query(f'integration_monitor_alert_status{{key="{KEY}"}}'),
+            lambda: prometheus.query(
+                f'integration_monitor_alert_status{{integration_key="{KEY}"}}'
+            ),
             START_TIMEOUT,
             processes,
         )
@@ -245,13 +267,22 @@ def test_failed_report_fires_and_good_report_resolves(stack: Stack, receiver: Re
     )
 
     labels, annotations = firing_alert["labels"], firing_alert["annotations"]
-    assert labels["key"] == KEY
-    assert labels["name"] == NAME
-    assert labels["severity"] == "critical"
-    assert labels["job"] == JOB
+    # Stable identity: no instance, no name (it is in the description); a single failed run
+    # is a warning.
+    assert labels == {
+        "alertname": ALERT,
+        "job": JOB,
+        "integration_key": KEY,
+        "severity": "warning",
+        "integration_monitor_url": f"{stack.service}/",  # the external label, on every alert
+    }
     description = " ".join(annotations["description"].split())
-    assert f'"{NAME}" ({KEY}) is in error' in description
+    assert f'"{NAME}" ({KEY}) is in error (last run failed).' in description
     assert annotations["link"] == f"{stack.service}/monitors/{KEY}"
+    assert annotations["dashboard_url"].endswith(
+        f"/d/integration-monitor-monitor?var-job={JOB}&var-integration_key={KEY}"
+    )
+    assert annotations["runbook_url"].endswith("/alerting.md#integrationmonitorerror")
     # The exact reason is the service's alert text, where the description and link point.
     monitor = http("GET", f"{stack.service}/api/v1/monitors/{KEY}")
     assert monitor["alertstatus"] == "error"
@@ -279,3 +310,80 @@ def test_failed_report_fires_and_good_report_resolves(stack: Stack, receiver: Re
     print(f"\n{ALERT} end to end (its for: is in {RULES.name}):")
     for what, seconds in timings:
         print(f"  {what:<42}{seconds:6.1f} s")
+
+
+def test_five_failing_monitors_make_one_notification(stack: Stack, receiver: Receiver) -> None:
+    """Grouped by alertname, job and team: one page for the team, listing the five monitors."""
+    for key in TEAM_KEYS:
+        stack.report(key, logstatus="error", errormsg="ERP database refuses connections")
+
+    def team_notification() -> Notification:
+        while not receiver.notifications.empty():
+            receiver.seen.append(receiver.notifications.get_nowait())
+        for notification in receiver.seen:
+            if notification.payload.get("groupLabels", {}).get("team") == TEAM:
+                return notification
+        raise AssertionError(f"no notification for team {TEAM} yet")
+
+    first = wait_for(
+        f"the notification of team {TEAM}", team_notification, FIRE_TIMEOUT, stack.processes
+    )
+    time.sleep(QUIET_AFTER)
+    while not receiver.notifications.empty():
+        receiver.seen.append(receiver.notifications.get_nowait())
+    ours = [n for n in receiver.seen if n.payload.get("groupLabels", {}).get("team") == TEAM]
+    payloads = json.dumps([n.payload for n in ours], indent=1)[-3000:]
+    assert len(ours) == 1, f"{len(ours)} notifications for one group: {payloads}"
+    payload = first.payload
+    assert payload["groupLabels"] == {"alertname": ALERT, "job": JOB, "team": TEAM}
+    keys = sorted(alert["labels"]["integration_key"] for alert in payload["alerts"])
+    assert keys == TEAM_KEYS, payloads
+    assert {alert["status"] for alert in payload["alerts"]} == {"firing"}
+
+
+def test_shipped_inhibit_rules_in_a_real_alertmanager(tmp_path: Path, receiver: Receiver) -> None:
+    """A stale monitor whose last run failed notifies once; other exporters are untouched.
+
+    Alerts are posted straight to Alertmanager's API, as Prometheus would send them, so the
+    shipped inhibit rules are checked in seconds instead of a stale interval.
+    """
+    monitor = {"job": JOB, "integration_key": KEY}
+    sent = [
+        {"alertname": "IntegrationMonitorNoRecentRun", "severity": "critical", **monitor},
+        {"alertname": "IntegrationMonitorError", "severity": "warning", **monitor},
+        # Another monitor's failed run: not stale, so not inhibited.
+        {
+            "alertname": "IntegrationMonitorError",
+            "severity": "warning",
+            "job": JOB,
+            "integration_key": "other",
+        },
+        # Another exporter's warning with the same job label: outside the rules' scope.
+        {"alertname": "DiskFilling", "severity": "warning", "job": JOB},
+    ]
+    processes = Processes()
+    try:
+        port = start_alertmanager(processes, tmp_path, receiver.url)
+        api = f"http://127.0.0.1:{port}/api/v2/alerts"
+        http("POST", api, [{"labels": labels} for labels in sent])
+
+        def states() -> dict[tuple[str, str], str]:
+            alerts = http("GET", api)
+            found = {
+                (a["labels"]["alertname"], a["labels"].get("integration_key", "")): a["status"][
+                    "state"
+                ]
+                for a in alerts
+            }
+            assert len(found) == len(sent), found
+            return found
+
+        found = wait_for("Alertmanager to take the alerts", states, START_TIMEOUT, processes)
+    finally:
+        processes.stop()
+    assert found == {
+        ("IntegrationMonitorNoRecentRun", KEY): "active",
+        ("IntegrationMonitorError", KEY): "suppressed",
+        ("IntegrationMonitorError", "other"): "active",
+        ("DiskFilling", ""): "active",
+    }

@@ -24,6 +24,33 @@ EXPECTED_UIDS = {
 }
 # Grafana's own variables, always defined.
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data"}
+# The recording rules the dashboards read (group integration-monitor-recording of
+# rules/integration-monitor.rules.yml), with their labels. They have no `instance`: replicas
+# are aggregated away.
+RECORDED = {
+    "job:integration_monitor_last_run_duration_seconds:quantile": {"job", "quantile"},
+    "job:integration_monitor_monitors:max": {"job", "status"},
+}
+# Service-level families: one series per instance, no integration_key.
+SERVICE_LEVEL = re.compile(
+    r"integration_monitor_(build_info|monitors|monitors_inactive|evaluation_\w+|evaluations_total"
+    r"|reports_received_total|database_\w+)$|up$"
+)
+# Counters that count runs (or their logs and objects): never rate()d or increase()d over
+# $__rate_interval, whose windows overlap (see test_run_counters_count_each_run_once).
+RUN_COUNTERS = (
+    "integration_monitor_runs_total",
+    "integration_monitor_logs_total",
+    "integration_monitor_objects_total",
+)
+# Families the lean exposition removed, and the old label name.
+REMOVED = (
+    "integration_monitor_active",
+    "integration_monitor_alert_timestamp_seconds",
+    "integration_monitor_last_run_status",
+)
+OVERVIEW = GRAFANA / "dashboards" / "integration-monitor-overview.json"
+MONITOR = GRAFANA / "dashboards" / "integration-monitor-monitor.json"
 PROMQL_KEYWORDS = {
     "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
     "group_left", "group_right", "inf", "nan",
@@ -90,6 +117,7 @@ def documented_metrics() -> dict[str, set[str]]:
             metrics[f"{name}_count"] = labels
         metrics[name] = labels
     metrics["up"] = set(TARGET_LABELS)
+    metrics.update(RECORDED)
     return metrics
 
 
@@ -102,6 +130,7 @@ def metric_names(expr: str) -> set[str]:
     text = strip_strings(expr)
     text = re.sub(r"\{[^}]*\}", " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\$\{?\w+(:\w+)?\}?", " ", text)  # offset $__interval
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     text = re.sub(r"\b\d+(\.\d+)?([eE][+-]?\d+)?\b", " ", text)
     names = set()
@@ -122,6 +151,12 @@ def selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
+def made_labels(expr: str) -> set[str]:
+    """Labels an expression makes with label_replace(v, "dst", ...)."""
+    without_selectors = re.sub(r"\{[^}]*\}", "", expr)
+    return set(re.findall(r'label_replace\([^"]*"(\w+)"', without_selectors))
+
+
 def grouping_labels(expr: str) -> set[str]:
     labels: set[str] = set()
     for match in re.finditer(
@@ -133,7 +168,8 @@ def grouping_labels(expr: str) -> set[str]:
 
 def referenced_variables(text: str) -> set[str]:
     """Names in `$name`, `${name}`, `${name:format}` and `${name.path}` references."""
-    return {a or b for a, b in re.findall(r"\$\{(\w+)(?:[:.][^}]*)?\}|\$(\w+)", text)}
+    found = re.findall(r"\$\{([A-Za-z_]\w*)(?:[:.][^}]*)?\}|\$([A-Za-z_]\w*)", text)
+    return {a or b for a, b in found}
 
 
 @pytest.fixture(params=DASHBOARD_FILES, ids=lambda p: p.name)
@@ -192,20 +228,27 @@ def test_job_and_instance_variables_filter_every_selector(dashboard: dict[str, A
         for metric, matchers in found:
             where = f"{panel['title']} {target['refId']}: {metric}"
             assert matchers.get("job") == '=~"$job"', where
-            assert matchers.get("instance") == '=~"$instance"', where
+            if metric in RECORDED:
+                assert "instance" not in matchers, where
+            else:
+                assert matchers.get("instance") == '=~"$instance"', where
 
 
-def test_monitor_dashboard_selects_one_key() -> None:
-    dashboard = load(GRAFANA / "dashboards" / "integration-monitor-monitor.json")
-    key = variables(dashboard)["key"]
+def test_monitor_dashboard_selects_one_integration_key() -> None:
+    """The variable is named after the label: the alerts link to
+    /d/integration-monitor-monitor?var-integration_key=<key>."""
+    dashboard = load(MONITOR)
+    key = variables(dashboard)["integration_key"]
+    assert "key" not in variables(dashboard)
     assert key["type"] == "query"
     assert variable_query(key).startswith("label_values(integration_monitor_info{")
-    assert variable_query(key).endswith(", key)")
+    assert variable_query(key).endswith(", integration_key)")
     assert not key["multi"] and not key["includeAll"]
     for panel, target in targets(dashboard):
         for metric, matchers in selectors(target["expr"]):
             if metric != "up":
-                assert matchers.get("key") == '="$key"', f"{panel['title']}: {metric}"
+                where = f"{panel['title']}: {metric}"
+                assert matchers.get("integration_key") == '="$integration_key"', where
 
 
 def test_every_panel_has_a_unit_and_a_description(dashboard: dict[str, Any]) -> None:
@@ -231,13 +274,114 @@ def test_panel_ids_and_titles_are_unique_and_panels_do_not_overlap(
                 cells[(x, y)] = panel["title"]
 
 
-def test_every_range_is_the_rate_interval(dashboard: dict[str, Any]) -> None:
+def test_every_range_is_the_rate_interval_and_every_offset_one_step(
+    dashboard: dict[str, Any],
+) -> None:
+    for panel, target in targets(dashboard):
+        expr = strip_strings(target["expr"])
+        where = f"{panel['title']}: {expr}"
+        ranges = re.findall(r"\[([^\]]*)\]", expr)
+        calls = re.findall(r"\b(?:rate|irate|increase|delta|\w+_over_time)\s*\(", expr)
+        assert len(ranges) == len(calls), where
+        assert all(r == "$__rate_interval" for r in ranges), where
+        offsets = re.findall(r"\boffset\s+([^\s)]+)", expr)
+        assert all(o == "$__interval" for o in offsets), where
+
+
+def counted_once(metric: str, selector: str, label: str) -> str:
+    """The change of a run counter over one step, summed by `label` (the shape
+    test_dashboards_prometheus checks in Prometheus).
+
+    Summed per target first, so that the joins are between a few series per target, not
+    10,000 monitors'. Both ends take each series' last sample (a failed scrape's stale
+    markers skipped: a step that ends in the gap still shows the runs before it), and a group
+    absent one step ago counts from 0 if the target was scraped then (the first status of that
+    name appeared), else from itself (Prometheus had not seen the target).
+    """
+    by = f"job, instance, {label}"
+    now = f"sum by({by})(last_over_time({metric}{{{selector}}}[$__rate_interval]))"
+    before = (
+        f"sum by({by})(last_over_time({metric}{{{selector}}}[$__rate_interval] offset $__interval))"
+    )
+    up = (
+        'max_over_time(up{job=~"$job", instance=~"$instance"}[$__rate_interval] offset $__interval)'
+    )
+    return (
+        f"sum by({label})(max by(job, {label})(clamp_min("
+        f"{now} - ({before} or ({now} * 0 and on(job, instance) ({up} == 1)) or {now}), 0)))"
+    )
+
+
+def test_run_counters_count_each_run_once(dashboard: dict[str, Any]) -> None:
+    """increase(x[$__rate_interval]) at a step of $__interval counts a run in every bar whose
+    window covers it (the windows overlap), and extrapolates fractions; the change of the
+    counter over exactly one step counts it once at any zoom."""
+    selector = 'job=~"$job", instance=~"$instance"'
+    if dashboard["uid"] == "integration-monitor-monitor":
+        selector += ', integration_key="$integration_key"'
+    used = set()
     for panel, target in targets(dashboard):
         expr = target["expr"]
-        ranges = re.findall(r"\[([^\]]*)\]", strip_strings(expr))
-        calls = re.findall(r"\b(?:rate|irate|increase|delta|\w+_over_time)\s*\(", expr)
-        assert len(ranges) == len(calls), f"{panel['title']}: {expr}"
-        assert all(r == "$__rate_interval" for r in ranges), f"{panel['title']}: {expr}"
+        for metric in RUN_COUNTERS:
+            if metric not in metric_names(expr):
+                continue
+            used.add(metric)
+            where = f"{panel['title']}: {expr}"
+            assert not re.search(r"\b(rate|irate|increase)\(", expr), where
+            label = "operation" if metric.endswith("objects_total") else "status"
+            assert expr == counted_once(metric, selector, label), where
+            assert target["range"] and not target["instant"], where
+            custom = panel["fieldConfig"]["defaults"]["custom"]
+            assert custom["drawStyle"] == "bars", where
+            # The value at t counts the step (t - $__interval, t]: the bar is drawn before t.
+            assert custom["barAlignment"] == -1, where
+            # Grafana sends $__interval as the step only while no query sets its own min step
+            # or resolution (pkg/tsdb/prometheus/models/query.go).
+            assert "interval" not in target and "intervalFactor" not in target, where
+    assert "integration_monitor_runs_total" in used
+    assert "integration_monitor_objects_total" in used
+
+
+def test_per_monitor_series_are_aggregated_by_job_never_by_instance(
+    dashboard: dict[str, Any],
+) -> None:
+    """Like the alerting rules: one answer per job and monitor, whatever the replicas."""
+    for panel, target in targets(dashboard):
+        expr = target["expr"]
+        per_monitor = {
+            n for n in metric_names(expr) if n not in RECORDED and not SERVICE_LEVEL.match(n)
+        }
+        if not per_monitor:
+            continue
+        where = f"{panel['title']}: {expr}"
+        # max: replicas report the same values (a sum would count them twice); the histogram's
+        # quantile is a ratio, the same for one replica's buckets or the sum of identical ones.
+        assert re.search(r"\bmax by\(job\b|histogram_quantile\(.*\bsum by\(job, le\)", expr), where
+        for match in re.finditer(r"\bby\s*\(([^)]*)\)", expr):
+            if "instance" in match.group(1):
+                # Run counters are summed per target first, then max across its instances.
+                inner = re.fullmatch(r"job, instance, (\w+)", match.group(1))
+                assert inner and f"max by(job, {inner.group(1)})(" in expr, where
+
+
+def test_only_lean_series_and_labels(dashboard: dict[str, Any]) -> None:
+    text = json.dumps(dashboard)
+    for name in REMOVED:
+        assert not re.search(rf"\b{name}\b", text), name
+    for expr in all_exprs(dashboard):
+        assert not re.search(r"\bkey\s*(=|!=|=~|!~)", expr), expr
+        assert "key" not in grouping_labels(expr), expr
+    assert "var-key=" not in text and "fields.key}" not in text
+
+
+def test_refresh_at_most_every_minute(dashboard: dict[str, Any]) -> None:
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def parse(text: str) -> int:
+        return int(text[:-1]) * seconds[text[-1]]
+
+    assert parse(dashboard["refresh"]) >= 60
+    assert all(parse(r) >= 60 for r in dashboard["timepicker"]["refresh_intervals"])
 
 
 def test_every_metric_is_documented_and_used_with_its_labels(dashboard: dict[str, Any]) -> None:
@@ -258,6 +402,7 @@ def test_every_metric_is_documented_and_used_with_its_labels(dashboard: dict[str
             allowed |= labels_of(name)
         for metric, matchers in selectors(expr):
             assert set(matchers) <= labels_of(metric), f"{metric} has no such label: {expr}"
+        allowed |= made_labels(expr)
         assert grouping_labels(expr) <= allowed, f"grouping by an unknown label: {expr}"
 
 
@@ -268,6 +413,10 @@ def test_metric_name_parser() -> None:
     )
     assert metric_names(expr) == {"a_b", "c_bucket", "up"}
     assert grouping_labels(expr) == {"key", "name", "le"}
+    recorded = 'label_replace(job:x:max{job=~"$job"}, "dst", "$1", "src", "(.*)")'
+    assert metric_names(recorded) == {"job:x:max"}
+    assert metric_names("a - a offset $__interval or b offset ${__interval}") == {"a", "b"}
+    assert made_labels(recorded) == {"dst"}
 
 
 def test_variables_referenced_are_defined(dashboard: dict[str, Any]) -> None:
@@ -289,52 +438,152 @@ def test_links_point_at_shipped_dashboards(dashboard: dict[str, Any]) -> None:
         assert uid in EXPECTED_UIDS.values()
 
 
-def test_overview_monitor_table() -> None:
-    """Instant table queries merged on `key`, each row linking to the status page and drill-down."""
-    dashboard = load(GRAFANA / "dashboards" / "integration-monitor-overview.json")
-    [table] = [p for p in data_panels(dashboard) if p["type"] == "table"]
+def test_alert_links_open_the_monitor_dashboard_on_its_variables() -> None:
+    """The shipped alerts link to /d/<uid>?var-<name>=...: the uid and every variable exist."""
+    rules = (ROOT / "rules" / "integration-monitor.rules.yml").read_text(encoding="utf-8")
+    links = re.findall(r"/d/([\w-]+)\?([^\n]+)", rules)
+    assert links, "the rules link no dashboard"
+    for uid, query in links:
+        [path] = [GRAFANA / "dashboards" / name for name, u in EXPECTED_UIDS.items() if u == uid]
+        names = set(re.findall(r"(?:^|&)var-(\w+)=", query))
+        assert names and names <= set(variables(load(path))), (uid, query)
+    assert any(
+        uid == "integration-monitor-monitor" and "var-integration_key=" in query
+        for uid, query in links
+    )
+
+
+def overview_tables() -> dict[str, dict[str, Any]]:
+    return {p["title"]: p for p in data_panels(load(OVERVIEW)) if p["type"] == "table"}
+
+
+# Not ok: error or notcalculated (one series per state, the current one 1).
+ACTIVE_NOT_OK = (
+    ' and on(job, integration_key) (integration_monitor_alert_status{job=~"$job", '
+    'instance=~"$instance", status="ok"} == 0)'
+)
+
+
+@pytest.mark.parametrize("title", ["Needs attention", "All monitors"])
+def test_overview_monitor_tables(title: str) -> None:
+    """Instant table queries, one row per (job, integration_key), merged; errors sorted first,
+    paginated; each row links to the status page and the drill-down of its job and key."""
+    table = overview_tables()[title]
     refs = {t["refId"] for t in table["targets"]}
     for target in table["targets"]:
         assert target["instant"] and target["format"] == "table", target["refId"]
-        assert re.search(r"\bby\s*\((key|key, .*)\)", target["expr"]), target["expr"]
+        assert re.search(r"\bby\(job, integration_key\b", target["expr"]), target["expr"]
     exprs = " ".join(t["expr"] for t in table["targets"])
-    assert "time() - max by(key)(integration_monitor_last_run_start_timestamp_seconds" in exprs
     for metric in ("integration_monitor_info", "integration_monitor_alert_status",
-                   "integration_monitor_last_run_duration_seconds"):  # fmt: skip
+                   "integration_monitor_last_run_info"):  # fmt: skip
         assert metric in exprs
-    for operation in ("created", "updated", "deleted"):
-        assert f'operation="{operation}"' in exprs
-    # Scheduled monitors: the schedule in words and the deadline of the next run, in ms.
-    assert "max by(key, summary)(integration_monitor_schedule_info{" in exprs
-    assert "integration_monitor_start_deadline_timestamp_seconds{" in exprs
+    # A monitor that never ran counts from its creation, as the staleness rule does.
+    assert (
+        "time() - max by(job, integration_key)(integration_monitor_last_run_start_timestamp_seconds"
+        '{job=~"$job", instance=~"$instance"} or integration_monitor_created_timestamp_seconds'
+    ) in exprs
     transformations = {t["id"]: t["options"] for t in table["transformations"]}
-    assert "merge" in transformations
+    assert list(transformations) == ["merge", "organize"]
     organize = transformations["organize"]
     named = set(organize["excludeByName"]) | set(organize["renameByName"])
     for name in named:
         if name.startswith("Value #"):
             assert name.removeprefix("Value #") in refs, name
+    renamed = organize["renameByName"]
+    assert {"job": "Job", "integration_key": "Key", "status": "Alert status"}.items() <= (
+        renamed.items()
+    )
+    assert "instance" not in renamed and "instance" not in grouping_labels(exprs)
+    # The alert status and the latest run's status are both `status`: merging on it would
+    # join the wrong rows, so the latter is renamed in PromQL.
+    assert '"run_status", "$1", "status", "(.*)"' in exprs
+    options = table["options"]
+    assert options["footer"]["enablePagination"] is True
+    assert options["sortBy"][0] == {"displayName": "Alert status", "desc": False}
+    assert sorted(["ok", "notcalculated", "error"])[0] == "error"  # the sort puts errors first
     urls = [link["url"] for link in table["fieldConfig"]["defaults"]["links"]]
-    assert "${service_url}/monitors/${__data.fields.key}" in urls
+    assert "${service_url}/monitors/${__data.fields.integration_key}" in urls
     assert any(
-        u.startswith("/d/integration-monitor-monitor/") and "var-key=${__data.fields.key}" in u
+        u.startswith("/d/integration-monitor-monitor/")
+        and "var-integration_key=${__data.fields.integration_key}" in u
+        and "var-job=${__data.fields.job}" in u
         for u in urls
     )
 
 
+def test_needs_attention_holds_only_active_monitors_that_are_not_ok() -> None:
+    """Every query of the default table is cut to the active monitors that are not ok, so at
+    10,000 healthy monitors it returns nothing, not 10,000 rows per query."""
+    table = overview_tables()["Needs attention"]
+    for target in table["targets"]:
+        expr = target["expr"]
+        assert ACTIVE_NOT_OK in expr, expr
+        assert 'integration_monitor_info{job=~"$job", instance=~"$instance", active="true"}' in (
+            expr
+        ), expr
+    refs = {t["refId"] for t in table["targets"]}
+    assert len(refs) >= 8, "the attention table has the details: reason, success, schedule"
+
+
+def test_all_monitors_table_is_in_a_collapsed_row() -> None:
+    """Grafana queries a collapsed row's panels only when it is opened."""
+    dashboard = load(OVERVIEW)
+    [row] = [p for p in dashboard["panels"] if p["type"] == "row" and p["title"] == "All monitors"]
+    assert row["collapsed"] is True
+    assert [p["title"] for p in row["panels"]] == ["All monitors"]
+    assert dashboard["panels"][-1] is row
+
+
 def test_overview_has_the_promised_panels() -> None:
-    dashboard = load(GRAFANA / "dashboards" / "integration-monitor-overview.json")
+    dashboard = load(OVERVIEW)
+    by_title = {p["title"]: p for p in data_panels(dashboard)}
+    # Status counts read the per-status gauge (3 series per instance), never per-monitor series.
+    for title, status in (("In error", "error"), ("OK", "ok"), ("Not calculated", "notcalculated")):
+        [target] = by_title[title]["targets"]
+        assert target["expr"] == (
+            'sum(max by(job)(integration_monitor_monitors{job=~"$job", instance=~"$instance", '
+            f'status="{status}"}}))'
+        )
+    assert by_title["Inactive"]["targets"][0]["expr"] == (
+        "sum(max by(job)(integration_monitor_monitors_inactive"
+        '{job=~"$job", instance=~"$instance"}))'
+    )
+    assert by_title["Active monitors"]["targets"][0]["expr"] == (
+        'sum(max by(job, status)(integration_monitor_monitors{job=~"$job", instance=~"$instance"}))'
+    )
+    assert (
+        "integration_monitor_monitors{"
+        in by_title["Monitors by alert status"]["targets"][0]["expr"]
+    )
+    [quantiles] = by_title["Run duration quantiles"]["targets"]
+    assert quantiles["expr"] == (
+        'job:integration_monitor_last_run_duration_seconds:quantile{job=~"$job"}'
+    )
+    assert "{{quantile}}" in quantiles["legendFormat"]
     exprs = " ".join(t["expr"] for _, t in targets(dashboard))
-    for status in ("error", "ok", "notcalculated"):
-        assert f'status="{status}"' in exprs
-    assert "sum by(status)(increase(integration_monitor_runs_total{" in exprs
-    assert "sum by(operation)(increase(integration_monitor_objects_total{" in exprs
-    for q in ("0.5", "0.9", "0.99"):
-        bucket = "integration_monitor_run_duration_seconds_bucket"
-        assert f"histogram_quantile({q}, sum by(le)(rate({bucket}{{" in exprs
+    assert "_bucket" not in exprs, "the histogram is off by default; the overview never needs it"
     assert "time() - integration_monitor_evaluation_last_timestamp_seconds{" in exprs
     assert "sum by(outcome)(rate(integration_monitor_reports_received_total{" in exprs
     assert "up{" in exprs
+    for title in ("Runs by status", "Objects created, updated, deleted"):
+        assert by_title[title]["interval"] == "1m", "at most one point per minute over all monitors"
+
+
+def test_monitor_run_duration_falls_back_to_the_latest_run() -> None:
+    """The histogram where present (and where runs happened), else the latest run's gauge,
+    which keeps its value between runs: never NaN (NaN >= 0 is false, so `or` replaces it)."""
+    by_title = {p["title"]: p for p in data_panels(load(MONITOR))}
+    first, *rest = by_title["Run duration"]["targets"]
+    expr = first["expr"]
+    assert expr.startswith("label_replace(histogram_quantile(0.5, sum by(job, le)(rate(")
+    assert ") >= 0, " in expr
+    assert (
+        " or on(job) label_replace(max by(job)(integration_monitor_last_run_duration_seconds{"
+        in (expr)
+    )
+    assert first["legendFormat"] == "{{source}}"
+    for target in rest:
+        assert target["expr"].endswith(" >= 0"), target["expr"]
 
 
 def test_provisioning_points_at_the_dashboards() -> None:

@@ -190,6 +190,65 @@ def test_amtool_checks_the_alertmanager_config() -> None:
     assert "SUCCESS" in result.stdout
 
 
+def alertmanager_config() -> dict[str, Any]:
+    path = container_file("alertmanager", "/etc/alertmanager/alertmanager.yml")
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_alertmanager_groups_per_alert_job_and_team_not_per_monitor() -> None:
+    route = alertmanager_config()["route"]
+    assert route["group_by"] == ["alertname", "job", "team"]
+    for each in [route, *route.get("routes", [])]:
+        if "repeat_interval" in each:
+            assert each["repeat_interval"].endswith("h"), each
+        assert "integration_key" not in each.get("group_by", []), each
+
+
+def test_inhibit_rules_stay_within_this_exporters_alerts() -> None:
+    """Both sides match only IntegrationMonitor alerts; `equal` only on labels both carry."""
+    per_monitor = {"job", "integration_key"}
+    service = {"job"}
+    service_alerts = ("ExporterDown", "ExporterAbsent", "CrashLooping", "Evaluation", "Reports")
+    rules = alertmanager_config()["inhibit_rules"]
+    assert rules
+    for rule in rules:
+        for side in ("source_matchers", "target_matchers"):
+            matchers = " ".join(rule[side])
+            assert 'alertname=~"IntegrationMonitor' in matchers or (
+                'alertname="IntegrationMonitor' in matchers
+            ), f"{side} not scoped to this exporter: {rule}"
+        sides = " ".join(rule["source_matchers"] + rule["target_matchers"])
+        carried = service if any(name in sides for name in service_alerts) else per_monitor
+        assert set(rule["equal"]) <= carried, rule
+
+
+def test_alerting_doc_shows_the_shipped_route_and_inhibit_rules() -> None:
+    """docs/alerting.md documents the inhibit rules and grouping that are shipped, word for word."""
+    text = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
+    section = text.split("\n## Alertmanager\n", 1)[1]
+    documented = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    shipped = alertmanager_config()
+    assert documented["inhibit_rules"] == shipped["inhibit_rules"]
+    assert documented["route"] == shipped["route"]
+
+
+def test_prometheus_scrape_fits_ten_thousand_monitors() -> None:
+    """About 20 series per monitor: 200,000 samples a scrape, with headroom, in time."""
+    config = prometheus_config()
+    [job] = [j for j in config["scrape_configs"] if j["job_name"].startswith("integration-monitor")]
+    assert 200_000 * 1.2 <= job["sample_limit"] <= 200_000 * 3
+    seconds = {"s": 1, "m": 60}
+
+    def duration(text: str) -> int:
+        return int(text[:-1]) * seconds[text[-1]]
+
+    interval = duration(job.get("scrape_interval", config["global"]["scrape_interval"]))
+    timeout = duration(job.get("scrape_timeout", config["global"].get("scrape_timeout", "10s")))
+    assert 15 <= interval <= 60
+    assert 10 <= timeout < interval
+
+
 def test_alertmanager_webhook_reaches_the_example_receiver() -> None:
     config = yaml.safe_load(
         container_file("alertmanager", "/etc/alertmanager/alertmanager.yml").read_text(
@@ -236,8 +295,9 @@ def test_example_receiver_prints_each_alert(tmp_path: Path) -> None:
                 "labels": {
                     "alertname": "IntegrationMonitorError",
                     "severity": "critical",
-                    "key": "crm-sync",
-                    "instance": "integration-monitor:9812",
+                    "job": "integration-monitor",
+                    "integration_key": "crm-sync",
+                    "team": "crm",
                 },
                 "annotations": {
                     "summary": "An integration monitor is in error.",
@@ -270,6 +330,7 @@ def test_example_receiver_prints_each_alert(tmp_path: Path) -> None:
     finally:
         processes.stop()
     assert (
-        "FIRING IntegrationMonitorError [critical] key=crm-sync instance=integration-monitor:9812 "
+        "FIRING IntegrationMonitorError [critical] job=integration-monitor "
+        "integration_key=crm-sync team=crm "
         "An integration monitor is in error. http://localhost:9812/monitors/crm-sync"
     ) in log.read_text()

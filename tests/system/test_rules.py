@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,41 +21,74 @@ from tests.support.processes import Processes, binary, serve_in_thread, start_pr
 RULES_DIR = ROOT / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
 TEST_FILES = sorted(RULES_DIR.glob("*.test.yml"))
+GENERATOR = RULES_DIR / "make_tests.py"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
-# A label (target or external), not a metric: the base URL of the service for links.
-URL_LABEL = "integration_monitor_url"
+ALERTING_DOC = ROOT / "docs" / "alerting.md"
+MONITOR_DASHBOARD = ROOT / "grafana" / "dashboards" / "integration-monitor-monitor.json"
+# Labels (target or external), not metrics: base URLs for the links.
+URL_LABELS = {
+    "integration_monitor_url",
+    "integration_monitor_grafana_url",
+    "integration_monitor_docs_url",
+}
+# Removed by the lean exposition: a rule that still reads them never fires.
+REMOVED = {
+    "integration_monitor_active",
+    "integration_monitor_alert_timestamp_seconds",
+    "integration_monitor_last_run_status",
+}
+# The kinds of test every alert has (see rules/make_tests.py).
+KINDS = ("firing", "quiet", "short", "gap", "restart", "rename", "replicas")
+# Per-monitor alerts end with this aggregation: instance away, team and severity kept.
+MONITOR_AGGREGATION = "max by (job, integration_key, team, severity) ("
 
 
-def _run(args: list[str]) -> None:
+def _run(args: list[str]) -> str:
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     print(output)
     assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{output}"
+    return output
 
 
-def _alerts() -> list[dict[str, Any]]:
-    alerts: list[dict[str, Any]] = []
+def _groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = []
     for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            alerts.extend(rule for rule in group["rules"] if "alert" in rule)
-    return alerts
+        groups.extend(yaml.safe_load(path.read_text())["groups"])
+    return groups
 
 
-def _alert_rule_tests() -> list[dict[str, Any]]:
-    cases: list[dict[str, Any]] = []
+def _tests() -> list[dict[str, Any]]:
+    tests: list[dict[str, Any]] = []
     for path in TEST_FILES:
-        for test in yaml.safe_load(path.read_text())["tests"]:
-            cases.extend(test.get("alert_rule_test") or [])
-    return cases
+        tests.extend(yaml.safe_load(path.read_text())["tests"])
+    return tests
 
 
-ALERTS = _alerts()
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("rules_make_tests", GENERATOR)
+    assert spec and spec.loader, GENERATOR
+    module = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up by name while they are created.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ALERTS = [rule for group in _groups() for rule in group["rules"] if "alert" in rule]
+RECORDS = [rule for group in _groups() for rule in group["rules"] if "record" in rule]
+PER_MONITOR = [alert for alert in ALERTS if "integration_key" in alert["expr"]]
+
+
+def _alert_ids(alerts: list[dict[str, Any]]) -> list[str]:
+    return [alert["alert"] for alert in alerts]
 
 
 def test_rule_and_test_files_exist() -> None:
     assert RULE_FILES, f"no *.rules.yml in {RULES_DIR}"
     assert TEST_FILES, f"no *.test.yml in {RULES_DIR}"
     assert ALERTS, "the rule files define no alerts"
+    assert len(PER_MONITOR) >= 5, "the per-monitor alerts are not recognised"
 
 
 def test_promtool_check_rules() -> None:
@@ -60,51 +96,137 @@ def test_promtool_check_rules() -> None:
 
 
 def test_promtool_test_rules() -> None:
-    _run([binary("promtool"), "test", "rules", *map(str, TEST_FILES)])
+    output = _run([binary("promtool"), "test", "rules", *map(str, TEST_FILES)])
+    assert "SUCCESS" in output
 
 
-@pytest.mark.parametrize("alert", ALERTS, ids=[a["alert"] for a in ALERTS])
+def test_generated_rule_tests_are_up_to_date() -> None:
+    """The test file is what rules/make_tests.py writes: run it after changing either."""
+    [written] = TEST_FILES
+    assert written.read_text(encoding="utf-8") == _generator().document(), (
+        "run: python rules/make_tests.py"
+    )
+
+
+@pytest.mark.parametrize("alert", ALERTS, ids=_alert_ids(ALERTS))
 def test_alert_follows_mixin_conventions(alert: dict[str, Any]) -> None:
     assert re.fullmatch(r"IntegrationMonitor(?:[A-Z][a-z0-9]+)+", alert["alert"])
     assert alert.get("for"), "every alert states its for: duration"
-    assert alert.get("labels", {}).get("severity") in {"critical", "warning"}
+    assert alert.get("keep_firing_for"), "a stale gap must not resolve and re-fire the alert"
+    severity = str(alert.get("labels", {}).get("severity", ""))
+    default = re.fullmatch(
+        r"\{\{ if \$labels\.severity \}\}\{\{ \$labels\.severity \}\}"
+        r"\{\{ else \}\}(critical|warning)\{\{ end \}\}|(critical|warning)",
+        severity,
+    )
+    assert default, f"severity is critical or warning, or the monitor's override: {severity!r}"
     annotations = alert.get("annotations", {})
-    for name in ("summary", "description", "link"):
+    for name in ("summary", "description", "link", "runbook_url", "dashboard_url"):
         assert str(annotations.get(name, "")).strip(), f"annotation {name} missing or empty"
     assert "{{" not in annotations["summary"], "summary is static; details go in description"
 
 
+@pytest.mark.parametrize("alert", ALERTS, ids=_alert_ids(ALERTS))
+def test_runbook_url_is_a_section_of_the_alerting_doc(alert: dict[str, Any]) -> None:
+    runbook = alert["annotations"]["runbook_url"]
+    assert "/alerting.md#" in runbook
+    anchor = runbook.rsplit("#", 1)[1].strip()
+    assert anchor == alert["alert"].lower()
+    headings = re.findall(r"^#+ (\S+)\s*$", ALERTING_DOC.read_text(), re.MULTILINE)
+    assert alert["alert"] in headings, f"docs/alerting.md has no heading {alert['alert']}"
+
+
+@pytest.mark.parametrize("alert", PER_MONITOR, ids=_alert_ids(PER_MONITOR))
+def test_per_monitor_alert_identity_and_links(alert: dict[str, Any]) -> None:
+    """Stable labels (no instance, no name), active monitors only, links to the monitor."""
+    expr = " ".join(alert["expr"].split())
+    assert expr.startswith(MONITOR_AGGREGATION), "instance must be aggregated away last"
+    assert 'integration_monitor_info{active="true"}' in expr, "inactive monitors alert"
+    assert "group_left (team, severity)" in expr
+    assert "name" not in alert.get("labels", {})
+    assert not re.search(r"\bby \([^)]*\bname\b", expr), "the name must not be an alert label"
+    annotations = alert["annotations"]
+    assert "/monitors/{{ $labels.integration_key }}" in annotations["link"]
+    dashboard = annotations["dashboard_url"]
+    uid = yaml.safe_load(MONITOR_DASHBOARD.read_text())["uid"]
+    assert f"/d/{uid}?" in dashboard
+    assert "var-integration_key={{ $labels.integration_key | urlquery }}" in dashboard
+
+
+def test_every_alert_is_tested_in_every_kind() -> None:
+    """Each alert has a test per kind, named "<alert> <kind>: ...", that evaluates it."""
+    names = set(_alert_ids(ALERTS))
+    found: set[tuple[str, str]] = set()
+    for test in _tests():
+        match = re.match(r"(IntegrationMonitor\w+) (\w+):", test.get("name", ""))
+        if not match:
+            continue
+        alert, kind = match.groups()
+        evaluated = {case["alertname"] for case in test.get("alert_rule_test") or []}
+        assert alert in evaluated, f"test {test['name']!r} never evaluates {alert}"
+        found.add((alert, kind))
+    missing = {(a, k) for a in names for k in KINDS} - found
+    assert missing == set(), f"alerts not tested in these kinds: {sorted(missing)}"
+
+
 def test_every_alert_is_tested_firing_and_quiet() -> None:
-    names = {alert["alert"] for alert in ALERTS}
-    firing = {case["alertname"] for case in _alert_rule_tests() if case.get("exp_alerts")}
-    quiet = {case["alertname"] for case in _alert_rule_tests() if not case.get("exp_alerts")}
+    cases = [case for test in _tests() for case in test.get("alert_rule_test") or []]
+    names = set(_alert_ids(ALERTS))
+    firing = {case["alertname"] for case in cases if case.get("exp_alerts")}
+    quiet = {case["alertname"] for case in cases if not case.get("exp_alerts")}
     assert names - firing == set(), "alerts never expected to fire in a test"
     assert names - quiet == set(), "alerts never expected to stay quiet in a test"
     # promtool accepts any alertname, so a typo would pass as "not firing".
     assert (firing | quiet) - names == set(), "tests name alerts that the rules do not define"
 
 
+def test_scenarios_cover_paging_once_flapping_and_custom_running() -> None:
+    names = " | ".join(test["name"] for test in _tests() if test["name"].startswith("scenario"))
+    for scenario in ("stale monitor", "fails every other run", "custom running status"):
+        assert scenario in names, f"no scenario test about a {scenario}: {names}"
+
+
+def test_recording_rules_of_the_dashboards() -> None:
+    records = {(rule["record"], rule.get("labels", {}).get("quantile")) for rule in RECORDS}
+    quantiles = "job:integration_monitor_last_run_duration_seconds:quantile"
+    assert records == {
+        (quantiles, "0.5"),
+        (quantiles, "0.9"),
+        (quantiles, "0.99"),
+        ("job:integration_monitor_monitors:max", None),
+    }
+    tested = {test["expr"] for case in _tests() for test in case.get("promql_expr_test") or []}
+    assert {record for record, _ in records} <= tested, "a recording rule has no promtool test"
+
+
 def test_rules_use_only_documented_metrics() -> None:
     documented = set(re.findall(r"`(integration_monitor_[a-z0-9_]+)`", METRICS_DOC.read_text()))
+    documented |= {
+        f"integration_monitor_{short}"
+        for short in re.findall(r"^\| `([a-z0-9_]+)`", METRICS_DOC.read_text(), re.MULTILINE)
+    }
     used: set[str] = set()
-    for alert in ALERTS:
-        text = alert["expr"] + "".join(alert.get("annotations", {}).values())
+    for rule in ALERTS + RECORDS:
+        text = rule["expr"] + "".join(rule.get("annotations", {}).values())
         used |= set(re.findall(r"\bintegration_monitor_[a-z0-9_]+", text))
-    assert used - {URL_LABEL} - documented == set(), f"not in {METRICS_DOC.name}"
+    assert used & REMOVED == set(), "rules read series the lean exposition removed"
+    assert used - URL_LABELS - documented == set(), f"not in {METRICS_DOC.name}"
 
 
-# --- A real Prometheus: the external label path that promtool 2.42 cannot test -------------
+def test_rules_match_on_integration_key_not_key() -> None:
+    for rule in ALERTS + RECORDS:
+        assert not re.search(r"[({,]\s*key\s*[,)=]", rule["expr"]), rule.get("alert")
 
-EXPOSITION = b"""\
-# TYPE integration_monitor_info gauge
-integration_monitor_info{key="crm",name="CRM sync",type="batch"} 1
-# TYPE integration_monitor_active gauge
-integration_monitor_active{key="crm"} 1
-# TYPE integration_monitor_alert_status gauge
-integration_monitor_alert_status{key="crm",status="notcalculated"} 0
-integration_monitor_alert_status{key="crm",status="ok"} 0
-integration_monitor_alert_status{key="crm",status="error"} 1
-"""
+
+# --- A real Prometheus: the external labels that promtool 2.42 cannot set ------------------
+
+EXPOSITION = (
+    b"# TYPE integration_monitor_info gauge\n"
+    b'integration_monitor_info{integration_key="crm",name="CRM sync",type="batch",'
+    b'active="true",team="crm"} 1\n'
+    b"# TYPE integration_monitor_alert_reason gauge\n"
+    b'integration_monitor_alert_reason{integration_key="crm",reason="last_run_failed"} 1\n'
+)
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
@@ -127,12 +249,16 @@ def metrics_server() -> Iterator[str]:
 
 
 def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None:
-    """The external label gives the base URL; a target label overrides it per target."""
+    """External labels give the base URLs; the target label overrides the service's."""
     config = {
         "global": {
             "scrape_interval": "1s",
             "evaluation_interval": "1s",
-            "external_labels": {URL_LABEL: "https://external.example.com/"},
+            "external_labels": {
+                "integration_monitor_url": "https://external.example.com/",
+                "integration_monitor_grafana_url": "https://grafana.example.com/",
+                "integration_monitor_docs_url": "https://docs.example.com/im/",
+            },
         },
         "rule_files": [str(path) for path in RULE_FILES],
         "scrape_configs": [
@@ -143,7 +269,10 @@ def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None
             {
                 "job_name": "integration-monitor-b",
                 "static_configs": [
-                    {"targets": [metrics_server], "labels": {URL_LABEL: "https://b.example.com"}}
+                    {
+                        "targets": [metrics_server],
+                        "labels": {"integration_monitor_url": "https://b.example.com"},
+                    }
                 ],
             },
         ],
@@ -152,21 +281,42 @@ def test_links_in_a_real_prometheus(tmp_path: Path, metrics_server: str) -> None
     try:
         prometheus = start_prometheus(processes, tmp_path, config)
 
-        def links_of_both_jobs() -> dict[str, str]:
-            links = {
-                alert["labels"]["job"]: alert["annotations"]["link"]
+        def errors_of_both_jobs() -> dict[str, dict[str, Any]]:
+            alerts = {
+                alert["labels"]["job"]: alert
                 for alert in prometheus.alerts()
                 if alert["labels"]["alertname"] == "IntegrationMonitorError"
             }
-            assert len(links) >= 2, f"links so far: {links}"
-            return links
+            assert len(alerts) >= 2, f"alerts so far: {alerts}"
+            return alerts
 
-        links = wait_for(
-            "pending IntegrationMonitorError of both jobs", links_of_both_jobs, 60, processes
+        alerts = wait_for(
+            "pending IntegrationMonitorError of both jobs", errors_of_both_jobs, 60, processes
         )
     finally:
         processes.stop()
+    log = (tmp_path / "prometheus.log").read_text()
+    links = {job: alert["annotations"]["link"] for job, alert in alerts.items()}
     assert links == {
         "integration-monitor": "https://external.example.com/monitors/crm",
         "integration-monitor-b": "https://b.example.com/monitors/crm",
-    }, (tmp_path / "prometheus.log").read_text()
+    }, log
+    first = alerts["integration-monitor"]
+    assert first["labels"] == {
+        "alertname": "IntegrationMonitorError",
+        "job": "integration-monitor",
+        "integration_key": "crm",
+        "team": "crm",
+        "severity": "warning",
+    }
+    assert first["annotations"]["dashboard_url"] == (
+        "https://grafana.example.com/d/integration-monitor-monitor"
+        "?var-job=integration-monitor&var-integration_key=crm"
+    )
+    assert first["annotations"]["runbook_url"] == (
+        "https://docs.example.com/im/alerting.md#integrationmonitorerror"
+    )
+    assert (
+        'Integration monitor "CRM sync" (crm) is in error (last run failed).'
+        in (first["annotations"]["description"])
+    )
