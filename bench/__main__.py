@@ -19,7 +19,7 @@ import yaml
 
 from bench.load import wrk_available
 from bench.plan import FULL, SCENARIOS, SMOKE
-from bench.processes import ServiceOptions, pushgateway_binary
+from bench.processes import ServiceOptions, prometheus_binary, pushgateway_binary
 from bench.results import table, write_json
 from bench.scenarios import SCENARIO_FUNCTIONS, Bench
 
@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "pushgateway" in chosen and pushgateway_binary() is None:
         print("pushgateway: prometheus-pushgateway is not installed; skipped", file=sys.stderr)
         chosen.remove("pushgateway")
+    if "prometheus" in chosen and prometheus_binary() is None:
+        print("prometheus: the prometheus binary is not installed; skipped", file=sys.stderr)
+        chosen.remove("prometheus")
     tool = args.load_tool
     if tool == "auto":
         tool = "wrk" if wrk_available() else "python"

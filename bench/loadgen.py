@@ -1,17 +1,26 @@
 """The load process: an asyncio aiohttp client, run as `python -m bench.loadgen MODE JSON_ARGS`.
 
 It prints one JSON object on stdout. Every mode is bounded both in requests and in time. Modes:
-post (N clients posting reports), scrapes (back-to-back GET /metrics), scrape_every (one GET
-/metrics per interval), alert (time from a failed report's 2xx to its alert on /metrics),
-evaluate (POST /api/v1/evaluate while a /healthz probe measures event-loop stalls).
+post (N clients posting reports), scrapes (back-to-back GET /metrics, plain or asking for
+gzip), scrape_every (one GET /metrics per interval, asking for gzip as Prometheus does), alert
+(time from a failed report's 2xx to its alert on /metrics), evaluate (POST /api/v1/evaluate
+while a /healthz probe measures event-loop stalls), push_groups (the service's per-monitor
+series pushed to Pushgateway, one group per monitor), prometheus (what a Prometheus server says
+about itself and its scrapes).
+
+Answers are read as they come over the wire (no automatic decompression): a latency is the time
+to the last byte of what was sent, and sizes are bytes on the wire. Requests that do not ask
+for gzip say `Accept-Encoding: identity` (aiohttp would otherwise ask for gzip by itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -21,7 +30,6 @@ from typing import Any
 import aiohttp
 
 Args = dict[str, Any]
-TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -83,39 +91,81 @@ async def post(session: aiohttp.ClientSession, a: Args) -> Args:
     return {**summary_ms(latencies), "seconds": seconds, "ok": len(latencies), "failed": failed}
 
 
-async def _get(session: aiohttp.ClientSession, url: str) -> tuple[float, bytes]:
+PLAIN = {"Accept-Encoding": "identity"}
+GZIP = {"Accept-Encoding": "gzip"}  # what Prometheus sends
+
+
+async def _fetch(
+    session: aiohttp.ClientSession, url: str, compressed: bool = False
+) -> tuple[float, bytes, str]:
+    """GET `url`: seconds to the last byte, the body as sent, its Content-Encoding."""
     started = time.perf_counter()
-    async with session.get(url) as response:
+    async with session.get(url, headers=GZIP if compressed else PLAIN) as response:
         body = await response.read()
         response.raise_for_status()
-    return time.perf_counter() - started, body
+        encoding = response.headers.get("Content-Encoding", "")
+    return time.perf_counter() - started, body, encoding
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    return gzip.decompress(body) if encoding == "gzip" else body
+
+
+async def _get(session: aiohttp.ClientSession, url: str) -> tuple[float, bytes]:
+    seconds, body, encoding = await _fetch(session, url)
+    return seconds, _decoded(body, encoding)
+
+
+def count_series(text: bytes) -> int:
+    return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
 
 async def scrapes(session: aiohttp.ClientSession, a: Args) -> Args:
-    """A first scrape of /metrics, then `count` more back to back (bounded by `timeout` s)."""
-    first, body = await _get(session, a["url"] + "/metrics")
+    """A first scrape of /metrics, then `count` more back to back (bounded by `timeout` s).
+
+    With `gzip`, each asks for gzip; `bytes` is what came over the wire, `gzipped` whether the
+    server did compress, and the series are counted in the decompressed text.
+    """
+    compressed = bool(a.get("gzip"))
+    url = a["url"] + a.get("path", "/metrics")
+    first, body, encoding = await _fetch(session, url, compressed)
     latencies: list[float] = []
     deadline = time.perf_counter() + a["timeout"]
     for _ in range(a["count"]):
         if time.perf_counter() > deadline:
             break
-        seconds, body = await _get(session, a["url"] + "/metrics")
+        seconds, body, encoding = await _fetch(session, url, compressed)
         latencies.append(seconds)
-    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
-    return {**summary_ms(latencies), "first_ms": first * 1000, "bytes": len(body), "series": series}
+    text = _decoded(body, encoding)
+    return {
+        **summary_ms(latencies),
+        "first_ms": first * 1000,
+        "bytes": len(body),
+        "text_bytes": len(text),
+        "gzipped": encoding == "gzip",
+        "series": count_series(text),
+    }
 
 
 async def scrape_every(session: aiohttp.ClientSession, a: Args) -> Args:
-    """One scrape of /metrics every `interval` seconds for `duration` seconds, as Prometheus."""
+    """One scrape of /metrics every `interval` seconds for `duration` seconds, as Prometheus
+    (which asks for gzip); the answers are not decompressed (the load stays on the server)."""
     latencies: list[float] = []
+    sizes: list[int] = []
     started = time.perf_counter()
     for n in range(int(a["duration"] / a["interval"]) + 1):
         due = started + n * a["interval"]
         if due > started + a["duration"]:
             break
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        latencies.append((await _get(session, a["url"] + "/metrics"))[0])
-    return summary_ms(latencies)
+        seconds, body, _ = await _fetch(session, a["url"] + "/metrics", a.get("gzip", True))
+        latencies.append(seconds)
+        sizes.append(len(body))
+    return {
+        **summary_ms(latencies),
+        "latencies_ms": [x * 1000 for x in latencies],
+        "bytes": statistics.median(sizes) if sizes else math.nan,
+    }
 
 
 async def alert(session: aiohttp.ClientSession, a: Args) -> Args:
@@ -124,9 +174,15 @@ async def alert(session: aiohttp.ClientSession, a: Args) -> Args:
     latencies: list[float] = []
     missed, polls = 0, 0
     for key in a["keys"]:
-        needle = f'integration_monitor_alert_status{{key="{key}",status="error"}} 1.0'.encode()
+        # `key` before issue 15, `integration_key` after; "1.0" or "1"
+        needle = re.compile(
+            rb'^integration_monitor_alert_status\{(?:[^}]*,)?(?:integration_)?key="'
+            + re.escape(key.encode())
+            + rb'"[^}]*status="error"[^}]*\} 1(?:\.0)?$',
+            re.MULTILINE,
+        )
         _, before = await _get(session, url + "/metrics")
-        if needle in before:
+        if needle.search(before):
             raise RuntimeError(f"monitor {key} is in error before the failed report")
         body = {"logstatus": "error", "errormsg": "bench: failed run"}
         async with session.post(f"{url}/api/v1/monitors/{key}/batches", json=body) as r:
@@ -137,7 +193,7 @@ async def alert(session: aiohttp.ClientSession, a: Args) -> Args:
         for _ in range(a["max_polls"]):
             _, text = await _get(session, url + "/metrics")
             polls += 1
-            if needle in text:
+            if needle.search(text):
                 latencies.append(time.perf_counter() - acknowledged)
                 break
             if time.perf_counter() - acknowledged > a["timeout"]:
@@ -214,18 +270,119 @@ async def evaluate(session: aiohttp.ClientSession, a: Args) -> Args:
     }
 
 
+_SAMPLE = re.compile(rb'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:integration_)?key)="([^"]*)",?(.*)$')
+
+
+def monitor_groups(text: bytes) -> tuple[str, dict[str, bytes]]:
+    """The per-monitor series of an exposition, as one Pushgateway push body per monitor.
+
+    Each body has the HELP and TYPE lines of the families it uses and the monitor's samples
+    without their key label (the group's label carries it). Returns the key label's name
+    and the bodies by key. Service-level series (no key label) are left out.
+    """
+    label = "key"
+    header = b""
+    header_used: dict[str, bytes] = {}
+    parts: dict[str, list[bytes]] = {}
+    for line in text.splitlines():
+        if line.startswith(b"# HELP"):
+            header = line + b"\n"
+            continue
+        if line.startswith(b"# TYPE"):
+            header += line + b"\n"
+            continue
+        if not line or line.startswith(b"#"):
+            continue
+        found = _SAMPLE.match(line)
+        if found is None:
+            continue
+        name, label_name, key_value, rest = found.groups()
+        label = label_name.decode()
+        k = key_value.decode()
+        # `name{key="k"} 1.0` -> `name 1.0`; `name{key="k",a="b"} 1.0` -> `name{a="b"} 1.0`
+        sample = name + rest[1:] if rest.startswith(b"}") else name + b"{" + rest
+        lines = parts.setdefault(k, [])
+        if header_used.get(k) is not header:
+            header_used[k] = header
+            lines.append(header)
+        lines.append(sample + b"\n")
+    return label, {k: b"".join(lines) for k, lines in parts.items()}
+
+
+async def push_groups(session: aiohttp.ClientSession, a: Args) -> Args:
+    """Read the service's /metrics; PUT each monitor's series to Pushgateway as its own group
+    (`/metrics/job/<job>/<key label>/<key>`), from `clients` connections (bounded by `timeout`)."""
+    _, text = await _get(session, a["source"] + "/metrics")
+    label, bodies = monitor_groups(text)
+    items = list(bodies.items())
+    counter = itertools.count()
+    failed: list[str] = []
+    deadline = time.perf_counter() + a["timeout"]
+    headers = {"Content-Type": "text/plain; version=0.0.4"}
+
+    async def worker() -> None:
+        for n in counter:
+            if n >= len(items) or time.perf_counter() > deadline:
+                return
+            k, body = items[n]
+            url = f"{a['target']}/metrics/job/{a['job']}/{label}/{k}"
+            async with session.put(url, data=body, headers=headers) as r:
+                answer = await r.read()
+                if not 200 <= r.status < 300:
+                    failed.append(f"{k}: HTTP {r.status} {answer[:300]!r}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(a["clients"])))
+    return {
+        "groups": len(items),
+        "series": sum(count_series(b) for b in bodies.values()),
+        "seconds": time.perf_counter() - started,
+        "failed": len(failed),
+        "first_failures": failed[:3],
+        "label": label,
+    }
+
+
+async def prometheus(session: aiohttp.ClientSession, a: Args) -> Args:
+    """A Prometheus server's view: its head series, and its scrapes of the job over `window`."""
+    url = a["url"]
+    _, own = await _get(session, url + "/metrics")
+    text = own.decode()
+    window = a["window"]
+    out: Args = {"head_series": metric_value(text, "prometheus_tsdb_head_series")}
+    queries = {
+        "scrapes": f"sum(count_over_time(up[{window}]))",
+        "failed_scrapes": f"sum(count_over_time(up[{window}]) - sum_over_time(up[{window}]))",
+        "samples_per_scrape": "max(scrape_samples_scraped)",
+        "scrape_seconds_avg": f"avg(avg_over_time(scrape_duration_seconds[{window}]))",
+        "scrape_seconds_max": f"max(max_over_time(scrape_duration_seconds[{window}]))",
+    }
+    for name, query in queries.items():
+        params = {"query": query}
+        async with session.get(url + "/api/v1/query", params=params, headers=PLAIN) as r:
+            answer = json.loads(await r.read())
+        result = answer.get("data", {}).get("result", [])
+        out[name] = float(result[0]["value"][1]) if result else math.nan
+    return out
+
+
 MODES: dict[str, Callable[[aiohttp.ClientSession, Args], Awaitable[Args]]] = {
     "post": post,
     "scrapes": scrapes,
     "scrape_every": scrape_every,
     "alert": alert,
     "evaluate": evaluate,
+    "push_groups": push_groups,
+    "prometheus": prometheus,
 }
 
 
 async def run(mode: str, a: Args) -> Args:
     connector = aiohttp.TCPConnector(limit=max(2, a.get("clients", 2)), force_close=False)
-    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
+    timeout = aiohttp.ClientTimeout(total=a.get("request_timeout", 60))
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False
+    ) as session:
         return await MODES[mode](session, a)
 
 

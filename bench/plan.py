@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SCENARIOS = ("ingest", "scrape", "alert", "evaluation", "memory", "pushgateway")
+SCENARIOS = ("ingest", "scrape", "alert", "evaluation", "memory", "pushgateway", "prometheus")
 
 
 def key(index: int) -> str:
@@ -28,6 +28,11 @@ class Sizes:
     memory_monitors: int = 10_000
     memory_runs: int = 1_000_000
     push_groups: int = 1_000
+    push_scrape_groups: int = 10_000  # Pushgateway holding one group per monitor, scraped
+    push_scrapes: int = 10  # its /metrics takes seconds at 10,000 groups
+    prometheus_monitors: int = 1_000
+    prometheus_seconds: float = 60.0
+    prometheus_interval: float = 1.0
 
     def with_duration(self, duration: float | None) -> Sizes:
         return self if duration is None else replace(self, duration=duration)
@@ -48,4 +53,8 @@ SMOKE = Sizes(
     memory_monitors=50,
     memory_runs=2_000,
     push_groups=20,
+    push_scrape_groups=50,
+    push_scrapes=3,
+    prometheus_monitors=20,
+    prometheus_seconds=3.0,
 )

@@ -1,8 +1,9 @@
-"""The processes under test: the service (and Pushgateway), each started on a free local port."""
+"""The processes under test: the service, Pushgateway and Prometheus, each on a free local port."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -10,8 +11,9 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import yaml
 
 HOST = "127.0.0.1"
 PUSHGATEWAY = "prometheus-pushgateway"
+PROMETHEUS = "prometheus"
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,44 @@ def _process(
         _stop(process)
 
 
+def _service_env(options: ServiceOptions) -> dict[str, str]:
+    env = dict(os.environ)
+    if options.exporter is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(options.exporter), *filter(None, [env.get("PYTHONPATH")])]
+        )
+    return env
+
+
+def schema_of(options: ServiceOptions) -> Callable[[Path], None] | None:
+    """For a service run from another tree: a function creating that tree's schema in a file.
+
+    The seed then fills the tables of the schema the measured code expects (an older tree must
+    not find migrations it does not know). None: this tree's schema, created in-process.
+    """
+    if options.exporter is None:
+        return None
+
+    def create(path: Path) -> None:
+        code = (
+            "import sqlite3, sys\n"
+            "from exporter.storage.sqlite.store import apply_migrations\n"
+            "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "conn.execute('PRAGMA journal_mode=WAL')\n"
+            "apply_migrations(conn)\n"
+            "conn.close()\n"
+        )
+        subprocess.run(
+            [options.python, "-c", code, str(path)],
+            check=True,
+            env=_service_env(options),
+            cwd=path.parent,
+            timeout=120,
+        )
+
+    return create
+
+
 @contextlib.contextmanager
 def service(workdir: Path, database: Path, options: ServiceOptions) -> Iterator[Running]:
     """The service on `database`, listening on a free loopback port, stopped on exit."""
@@ -134,11 +175,7 @@ def service(workdir: Path, database: Path, options: ServiceOptions) -> Iterator[
     command = [options.python, "-m", "exporter", "serve", "--config", str(config)]
     command += ["--log-level", "WARNING"]
     url = f"http://{HOST}:{port}"
-    env = dict(os.environ)
-    if options.exporter is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(options.exporter), *filter(None, [env.get("PYTHONPATH")])]
-        )
+    env = _service_env(options)
     with _process(
         f"service-{port}", command, url + "/healthz", workdir, options.startup_timeout, env
     ) as (process, started_in):
@@ -170,3 +207,68 @@ def pushgateway(workdir: Path, flags: Sequence[str] = ()) -> Iterator[Running]:
         started_in,
     ):
         yield Running("pushgateway", url, process, started_in)
+
+
+def prometheus_binary() -> str | None:
+    return shutil.which(PROMETHEUS)
+
+
+@contextlib.contextmanager
+def prometheus(workdir: Path, target: str, interval: float) -> Iterator[Running]:
+    """Prometheus scraping `target` (host:port on the loopback) every `interval` seconds.
+
+    Its config and TSDB live in a folder of `workdir` made for this run; it listens on a free
+    loopback port and scrapes nothing else (not even itself).
+    """
+    binary = prometheus_binary()
+    if binary is None:
+        raise RuntimeError(f"{PROMETHEUS} is not installed")
+    if not target.startswith(f"{HOST}:"):
+        raise ValueError(f"{target}: the bench scrapes {HOST} only")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    home = workdir / f"prometheus-{port}"
+    home.mkdir()
+    config = home / "prometheus.yml"
+    seconds = f"{interval:g}s"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": seconds, "scrape_timeout": seconds},
+                "scrape_configs": [
+                    {"job_name": "integration_monitor", "static_configs": [{"targets": [target]}]}
+                ],
+            }
+        )
+    )
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={home / 'data'}",
+        "--storage.tsdb.retention.time=1h",
+        f"--web.listen-address={HOST}:{port}",
+        "--log.level=warn",
+    ]
+    with _process(f"prometheus-{port}", command, url + "/-/ready", home, 120) as (
+        process,
+        started_in,
+    ):
+        yield Running("prometheus", url, process, started_in)
+
+
+def wait_first_scrape(url: str, timeout: float = 60.0) -> float:
+    """Seconds until Prometheus at `url` has scraped its target once (it takes up to about 5 s:
+    it hands discovered targets to its scrapers in batches)."""
+    started = time.perf_counter()
+    query = url + "/api/v1/query?" + urllib.parse.urlencode({"query": "count(up)"})
+    for _ in range(int(timeout / 0.1) + 1):
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError, ValueError),
+            urllib.request.urlopen(query, timeout=5) as response,
+        ):
+            if json.loads(response.read())["data"]["result"]:
+                return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"{url}: no scrape within {timeout:.0f} s")

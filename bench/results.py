@@ -56,6 +56,8 @@ class Row:
 
 
 def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
     if value >= 1000 or value == int(value):
         return f"{value:,.0f}"
     if value >= 100:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bench.plan import key
 from exporter.config import MetricsConfig
-from exporter.core.counters import DurationBuckets
+from exporter.core.counters import SUCCESS, DurationBuckets
 from exporter.storage.sqlite.store import apply_migrations
 
 NOW = time.time()
@@ -24,9 +24,30 @@ ALERT_INTERVAL = 60  # minutes; more than SPACING, so a seeded monitor is not st
 CHUNK = 50_000
 
 
+# Statuses of a monitor's earlier runs, in turn (built-in ones: the service runs without the
+# shipped config's custom statuses), so that every monitor has used a few statuses and has
+# succeeded once, as a real one has: series that appear on a status's first use, or on the
+# first success, all exist. The latest run is ok, or error for every tenth monitor
+# (`failing`), whose history starts with an ok run instead.
+HISTORY = ("error", "donewitherror", "ok")
+FAILING_HISTORY = ("ok", "donewitherror", "error")
+
+
 def failing(index: int) -> bool:
     """Whether the index-th monitor's latest seeded run failed."""
     return index % 10 == 9
+
+
+def status(index: int, k: int, per_monitor: int) -> str:
+    """The status of the index-th monitor's k-th run (of `per_monitor`)."""
+    if k == per_monitor - 1:
+        return "error" if failing(index) else "ok"
+    history = FAILING_HISTORY if failing(index) else HISTORY
+    return history[k % len(history)]
+
+
+def _start(k: int, per_monitor: int, now: float) -> float:
+    return now - (per_monitor - k) * SPACING
 
 
 # (schedule, timezone, grace): a fleet's mix of schedules, shared by many monitors each. The
@@ -86,32 +107,37 @@ def _monitors(
 def _batches(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[object, ...]]:
     """Runs in time order across monitors, as they would have arrived."""
     for k in range(per_monitor):
-        start = now - (per_monitor - k) * SPACING
+        start = _start(k, per_monitor, now)
         end = start + RUN_SECONDS
-        last = k == per_monitor - 1
         for i in range(monitors):
-            bad = last and failing(i)
+            run_status = status(i, k, per_monitor)
             yield (
                 i + 1,
-                "error" if bad else "ok",
+                run_status,
                 start,
                 end,
                 RUN_SECONDS,
                 k % 7,
-                "seeded failure" if bad else "",
+                "" if run_status == "ok" else "seeded failure",
                 end,
                 end,
             )
 
 
-def _counters(monitors: int, per_monitor: int) -> Iterator[tuple[object, ...]]:
+def _counters(monitors: int, per_monitor: int, now: float) -> Iterator[tuple[object, ...]]:
     bucket = DurationBuckets(MetricsConfig().duration_buckets).deltas(RUN_SECONDS)[0][1]
     created = sum(k % 7 for k in range(per_monitor))
     for i in range(monitors):
-        errors = 1 if failing(i) and per_monitor else 0
+        runs: dict[str, int] = {}
+        success = 0.0  # the end of the latest ok run, as the service keeps it
+        for k in range(per_monitor):
+            run_status = status(i, k, per_monitor)
+            runs[run_status] = runs.get(run_status, 0) + 1
+            if run_status == "ok":
+                success = _start(k, per_monitor, now) + RUN_SECONDS
         values = {
-            ("runs", "ok"): per_monitor - errors,
-            ("runs", "error"): errors,
+            SUCCESS: success,
+            **{("runs", name): count for name, count in sorted(runs.items())},
             ("objects", "created"): created,
             ("objects", "updated"): 0,
             ("objects", "deleted"): 0,
@@ -141,9 +167,13 @@ def seed(
     runs: int,
     now: float = NOW,
     schedules: Sequence[tuple[str, str, int]] = (),
+    schema: Callable[[Path], None] | None = None,
 ) -> float:
     """Create `path` with `monitors` batch monitors and `runs` batches spread evenly over them;
     with `schedules`, monitor i has the i-th (round robin) instead of an alert interval.
+
+    `schema(path)` creates the tables when the service runs another source tree (its own
+    migrations, which may be older or newer than this one's); by default this tree's.
 
     Returns the seconds it took.
     """
@@ -151,10 +181,13 @@ def seed(
     per_monitor = runs // monitors if monitors else 0
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if schema is not None:
+        schema(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        apply_migrations(conn)
+        if schema is None:
+            apply_migrations(conn)
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN")
         conn.executemany(
@@ -172,7 +205,7 @@ def seed(
             )
         conn.executemany(
             "INSERT INTO monitor_counter (monitor_id, kind, name, value) VALUES (?,?,?,?)",
-            _counters(monitors, per_monitor),
+            _counters(monitors, per_monitor, now),
         )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real: promtool/Prometheus, Alertmanager
-# (amtool), Pushgateway and valgrind (benchmarks) and headless Chromium (status page tests).
+# Installs the Debian packages the test suite runs for real: promtool/Prometheus (also a
+# benchmark: a real server scraping the service), Alertmanager (amtool), Pushgateway, wrk and
+# valgrind (benchmarks) and headless Chromium (status page tests).
 # Does nothing when they are all present.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v chromium >/dev/null || need+=(chromium)

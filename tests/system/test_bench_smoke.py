@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bench.plan import SCENARIOS
-from bench.processes import pushgateway_binary
+from bench.processes import prometheus_binary, pushgateway_binary
 from tests.support import ROOT
 
 
@@ -20,18 +20,23 @@ def test_smoke_run_reports_every_scenario_with_numbers(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    expected = [s for s in SCENARIOS if s != "pushgateway" or pushgateway_binary()]
+    installed = {"pushgateway": pushgateway_binary(), "prometheus": prometheus_binary()}
+    expected = [s for s in SCENARIOS if installed.get(s, "yes")]
     assert sorted({r["scenario"] for r in rows}) == sorted(expected)
     for row in rows:
         assert isinstance(row["value"], int | float), row
         assert math.isfinite(row["value"]), row
         assert row["result"] in ("", "PASS", "MISS"), row
     targeted = {r["scenario"] for r in rows if r["target"]}
-    assert targeted == set(expected) - {"pushgateway"}
+    assert targeted == set(expected)
+    measurements = {r["measurement"] for r in rows}
+    assert any("gzip asked" in m for m in measurements if m.startswith("/metrics")), measurements
+    if prometheus_binary():
+        assert any(m.startswith("prometheus_tsdb_head_series") for m in measurements)
     assert "| scenario" in done.stdout
 
 
