@@ -597,12 +597,19 @@ def final_totals(stack: Stack, metric: str, label: str, key: str | None = None) 
 
 
 def counted(stack: Stack, query: Query, label: str, step: int, key: str) -> dict[str, float]:
-    """Sum over every step of a range query of the panel, from before the first report."""
+    """Sum over every step of a range query of the panel, from before the first report.
+
+    The range ends exactly at `stack.at` and starts a whole number of steps before, at or
+    before the first report: a range that started at the first report would end up to a step
+    before `at`, and a run in that last part (a slow machine puts the second wave there) would
+    fall outside every bar.
+    """
     expr = substitute(
         query.expr, {**stack.variables, "integration_key": key, "__interval": f"{step}s"}
     )
+    start = stack.at - step * math.ceil((stack.at - stack.before_reports) / step)
     totals: dict[str, float] = {}
-    for series in stack.query_range(expr, stack.before_reports, stack.at, step):
+    for series in stack.query_range(expr, start, stack.at, step):
         values = [float(v) for _, v in series["values"]]
         assert all(math.isfinite(v) and v >= 0 for v in values), f"{query} at {step}s: {values}"
         name = series["metric"][label]
