@@ -12,6 +12,7 @@ import asyncio
 import re
 from array import array
 from collections.abc import Callable, Hashable
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
@@ -97,6 +98,54 @@ def _headers(openmetrics_format: bool) -> tuple[bytes, ...]:
     return tuple(out)
 
 
+class Spliced:
+    """One family's text for every monitor, in key order, as one bytes object.
+
+    A monitor's piece changes by splicing: changes wait in `_pending` and `commit` makes the
+    new text in one join of the unchanged stretches (views into the old text) and the new
+    pieces. No object per monitor is kept, which at 10,000 monitors and a dozen families saved
+    5 MB of object headers, and an unchanged family is sent as it is, without a join.
+    """
+
+    __slots__ = ("_ends", "_lengths", "_pending", "text", "version")
+
+    def __init__(self, count: int, version: int = 0) -> None:
+        self.text = b""
+        self.version = version  # moves with every change: the key of its gzip segment
+        self._lengths = array("I", [0]) * count  # a family of one service stays under 4 GB
+        self._ends = array("I", [0]) * count
+        self._pending: dict[int, bytes] = {}
+
+    def set(self, i: int, piece: bytes) -> None:
+        """The i-th monitor's piece from now on (a change only when it differs)."""
+        old = self._pending.get(i)
+        if old is None:
+            end = self._ends[i]
+            old = self.text[end - self._lengths[i] : end]
+        if piece != old:
+            self._pending[i] = piece
+            self.version += 1
+
+    def commit(self) -> bytes:
+        """The text with every change made."""
+        if self._pending:
+            view, at = memoryview(self.text), 0
+            parts: list[bytes | memoryview] = []
+            for i in sorted(self._pending):
+                end = self._ends[i]
+                start = end - self._lengths[i]
+                parts.append(view[at:start])
+                piece = self._pending[i]
+                parts.append(piece)
+                self._lengths[i] = len(piece)
+                at = end
+            parts.append(view[at:])
+            self.text = b"".join(parts)
+            self._ends = array("I", accumulate(self._lengths))
+            self._pending.clear()
+        return self.text
+
+
 RUN_FAMILIES = [i for i in range(len(FAMILIES)) if i not in EVALUATION_FAMILIES | SETTINGS_FAMILIES]
 SERVICE = "service"  # the piece of the service's own metrics (gzip cache key)
 
@@ -109,12 +158,10 @@ def _marks(ms: MonitorState) -> tuple[int, int, int]:
 class Exposition:
     """Renders /metrics in the Prometheus text format or OpenMetrics, caching each monitor.
 
-    The cache is family-major: `_families[f][i]` is the text of family f for the i-th monitor
-    by key, so a family's body is one `join` of a ready list; `_versions[f]` counts the changes
-    of family f. A monitor is rendered again only in the part that changed: settings, runs
-    (each report) or evaluation. A gzip-compressed scrape joins and compresses only the
-    families that changed since the last one; the joined text is never kept (it would double
-    the memory of the cache).
+    The cache is family-major: `_families[f]` holds the text of family f for every monitor by
+    key (`Spliced`), so a family's body is ready as it is. A monitor is rendered again only in
+    the part that changed: settings, runs (each report) or evaluation. A gzip-compressed
+    scrape compresses only the families that changed since the last one.
     """
 
     def __init__(
@@ -127,8 +174,7 @@ class Exposition:
         self._gzip = GzipPieces(gzip_level)
         self._membership = -1
         self._keys: list[str] = []
-        self._families: list[list[bytes]] = []
-        self._versions = [0] * len(FAMILIES)
+        self._families = [Spliced(0) for _ in FAMILIES]
         # The marks of each monitor when it was last rendered, by part (settings, runs,
         # evaluation); -1: not yet. Arrays of machine integers: 10,000 tuples were 1.5 MB.
         self._seen: tuple[array[int], ...] = ()
@@ -148,8 +194,7 @@ class Exposition:
         self._membership = self._state.membership
         self._keys = sorted(self._state.monitors)
         count = len(self._keys)
-        self._families = [[b""] * count for _ in FAMILIES]
-        self._versions = [v + 1 for v in self._versions]
+        self._families = [Spliced(count, f.version + 1) for f in self._families]
         self._seen = tuple(array("q", [-1]) * count for _ in self._parts)
 
     def _stale(self) -> list[int]:
@@ -172,10 +217,7 @@ class Exposition:
             families, samples = self._parts[part]
             text = _render(samples(ms))
             for index in families:
-                piece = text.get(index, b"")
-                if piece != self._families[index][i]:
-                    self._families[index][i] = piece
-                    self._versions[index] += 1
+                self._families[index].set(i, text.get(index, b""))
             seen[i] = mark
 
     def _service(self, openmetrics_format: bool) -> bytes:
@@ -187,9 +229,9 @@ class Exposition:
     def _text(self, openmetrics_format: bool) -> list[bytes]:
         """Header and body of each family, then the service's own metrics."""
         out: list[bytes] = []
-        for header, pieces in zip(self._headers[openmetrics_format], self._families, strict=True):
+        for header, family in zip(self._headers[openmetrics_format], self._families, strict=True):
             out.append(header)
-            out.append(b"".join(pieces))
+            out.append(family.commit())
         out.append(self._service(openmetrics_format))
         return out
 
@@ -200,9 +242,9 @@ class Exposition:
         for index, header in enumerate(self._headers[openmetrics_format]):
             key = (openmetrics_format, index)
             out.append((key, 0, None if current(key, 0) else header))
-            version = self._versions[index]
-            body = None if current(index, version) else b"".join(self._families[index])
-            out.append((index, version, body))
+            family = self._families[index]
+            text = family.commit()
+            out.append((index, family.version, None if current(index, family.version) else text))
         out.append((SERVICE, 0, self._service(openmetrics_format)))
         return out
 
