@@ -17,7 +17,6 @@ DEFAULT_TIMEZONE = "UTC"
 # minutes behind the service's), and still tells of a missed nightly run within minutes.
 DEFAULT_GRACE = 10
 TEAM_PATTERN = r"^[A-Za-z0-9_.-]*$"  # a team name: a label value that routing can match
-ALERT_SEVERITIES = ("critical", "warning", "info")
 BOTH_CHECKS = (
     "a monitor expects runs either on a schedule or within an alert_interval, not both; "
     "set alert_interval to 0 to use a schedule, or schedule to '' to use an interval"
