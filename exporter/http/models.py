@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from exporter.config.settings import Body, Whole
+from exporter.config.settings import AlertSeverity, Body, Whole
 from exporter.core.records import KEY_PATTERN
 
 Count = Field(default=None, ge=0, le=2**62)
@@ -108,7 +108,7 @@ class MonitorOut(BaseModel):
     grace: int
     max_runtime: int
     team: str
-    severity: Literal["", "critical", "warning", "info"]
+    severity: AlertSeverity
     duration_histogram: bool | None
     schedule_description: str | None = Field(
         description="The schedule in words, with its zone; null without a schedule."

@@ -164,14 +164,12 @@ class Exposition:
     scrape compresses only the families that changed since the last one.
     """
 
-    def __init__(
-        self, state: State, shape: Shape, service: CollectorRegistry, gzip_level: int = 1
-    ) -> None:
+    def __init__(self, state: State, shape: Shape, service: CollectorRegistry) -> None:
         self._state = state
         self.shape = shape
         self.service = service
         self._headers = {False: _headers(False), True: _headers(True)}
-        self._gzip = GzipPieces(gzip_level)
+        self._gzip = GzipPieces()
         self._membership = -1
         self._keys: list[str] = []
         self._families = [Spliced(0) for _ in FAMILIES]
@@ -290,8 +288,3 @@ class Exposition:
 
     def render(self, openmetrics_format: bool) -> bytes:
         return b"".join(self.chunks(openmetrics_format))
-
-    def render_gzip(self, openmetrics_format: bool) -> bytes:
-        """The exposition gzip-compressed, in this thread (tests, benchmarks)."""
-        self._update()
-        return b"".join(self._gzip.encode(self._gzip_pieces(openmetrics_format)))
