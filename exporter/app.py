@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from exporter.config import Config
+from exporter.config import Config, DatabaseConfig
 from exporter.core.counters import CounterRules, DurationBuckets
 from exporter.core.records import MonitorSettings
 from exporter.http import appkeys
@@ -29,12 +29,16 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.families import Shape
 from exporter.metrics.service import service_registry
 from exporter.service.evaluator import Evaluator
+from exporter.service.follower import Follower
+from exporter.service.lease import Lease
 from exporter.service.monitors import Monitors
 from exporter.service.reports import Reports
 from exporter.service.retention import retention_loop
 from exporter.service.state import State
 from exporter.service.stats import ServiceStats
 from exporter.statuspage.pages import setup_status_page
+from exporter.storage.interface import Store
+from exporter.storage.postgres.store import PostgresStore
 from exporter.storage.sqlite.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Open the store, load the state and the configured monitors, run the loops; then close."""
     config, store = app[appkeys.CONFIG], app[appkeys.STORE]
     await store.open()
+    # Listen to the other replicas before loading: nothing written meanwhile is missed.
+    feed = store.changes()
+    shared = await anext(feed, "alone") is None
     declared = []
     for monitor in config.monitors:
         values = monitor.model_dump()
@@ -55,9 +62,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # again at every full collection (those showed as 40-110 ms stalls at 10,000 monitors).
     gc.collect()
     gc.freeze()
-    evaluator, retention = app[appkeys.EVALUATOR], config.retention
+    evaluator, retention, lease = app[appkeys.EVALUATOR], config.retention, app[appkeys.LEASE]
+    if shared:
+        log.info(
+            "database %s: shared with other replicas; following their writes", store.description
+        )
+    await lease.renew()
+    lease.on_taken = evaluator.wake
     tasks = [
         asyncio.create_task(evaluator.loop(config.evaluation.interval_seconds), name="evaluation"),
+        asyncio.create_task(lease.loop(), name="lease"),
         asyncio.create_task(
             retention_loop(
                 store,
@@ -66,10 +80,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 retention.max_age_days,
                 skew,
                 retention.transitions_per_monitor,
+                lambda: lease.held,
             ),
             name="retention",
         ),
     ]
+    if shared:
+        tasks.append(asyncio.create_task(app[appkeys.FOLLOWER].run(feed), name="follower"))
     try:
         yield
     finally:
@@ -81,6 +98,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await evaluator.drain()
         await store.close()
         log.info("database %s: closed, every acknowledged report committed", store.description)
+
+
+def open_store(database: DatabaseConfig) -> Store:
+    """The store the config names: PostgreSQL for a URL, else the SQLite file."""
+    if database.url:
+        return PostgresStore(database.url, database.location, database.pool_size)
+    return SqliteStore(database.path, database.max_group_size, database.synchronous)
 
 
 def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
@@ -96,11 +120,17 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     severities = config.severities()
     state = State(severities, config.reports.max_clock_skew_seconds)
     stats = ServiceStats()
-    database = config.database
-    store = SqliteStore(database.path, database.max_group_size, database.synchronous)
+    store = open_store(config.database)
     rules = CounterRules(severities, DurationBuckets(config.metrics.duration_buckets))
-    evaluator = Evaluator(state, store, clock, stats, config.evaluation.chunk_size)
+    lease = Lease(store, config.database.lease_seconds)
+    evaluator = Evaluator(
+        state, store, clock, stats, config.evaluation.chunk_size, lambda: lease.held
+    )
     monitors = Monitors(store, state, clock, evaluator.after_report)
+    finished = [s for s, severity in severities.items() if severity != "running"]
+    skew = config.reports.max_clock_skew_seconds
+    app[appkeys.FOLLOWER] = Follower(store, state, evaluator.after_report, finished, skew)
+    app[appkeys.LEASE] = lease
     auth = Auth(config.auth.tokens)
     interval = config.evaluation.interval_seconds
     app[appkeys.CONFIG] = config

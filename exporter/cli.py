@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default="config.yaml", help="YAML config (default: %(default)s)")
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
-    serve.add_argument("--database", help="SQLite file (overrides database.path)")
+    serve.add_argument(
+        "--database",
+        help="SQLite file, or postgresql://user:password@host:5432/dbname "
+        "(overrides database.path and database.url)",
+    )
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: INFO)")
 
     check = commands.add_parser(
@@ -76,9 +80,12 @@ def _load(path: str, **overrides: object) -> Config | None:
 
 
 def _redacted(config: Config) -> dict[str, object]:
+    from exporter.config import redact_url
+
     data = config.model_dump(mode="json")
     for token in data["auth"]["tokens"]:
         token["token"] = "<redacted>"
+    data["database"]["url"] = redact_url(data["database"]["url"])
     return data
 
 

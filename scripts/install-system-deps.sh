@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: promtool/Prometheus (also a
 # benchmark: a real server scraping the service), Alertmanager (amtool), Pushgateway, wrk and
-# valgrind (benchmarks) and headless Chromium (status page tests).
+# valgrind (benchmarks), headless Chromium (status page tests) and PostgreSQL (the second store:
+# the tests start throwaway clusters of it with initdb/pg_ctl; no service is enabled).
 # Does nothing when they are all present.
 set -euo pipefail
 need=()
@@ -14,6 +15,7 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v valgrind >/dev/null || need+=(valgrind)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

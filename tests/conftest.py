@@ -1,8 +1,13 @@
-"""Fixtures: the real app from the real factory on a temporary database, spoken to over HTTP."""
+"""Fixtures: the real app from the real factory on a temporary database, spoken to over HTTP.
+
+Every test that starts the app runs twice: on an SQLite file and on an empty PostgreSQL
+database of a throwaway cluster (tests/support/postgres.py), started once per session. A test
+of one backend's own behaviour says so with `@sqlite_only` or `@postgresql_only`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.app import create_app
 from exporter.config import Config, parse_config
+from tests.support.postgres import Cluster
 
 PUSH = "push-token-0123456789"
 READ = "read-token-0123456789"
@@ -48,16 +54,38 @@ def make_config(tmp_path: Path, **sections: Any) -> Config:
 
 
 Factory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+BACKENDS = ("sqlite", "postgresql")
+sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+postgresql_only = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One PostgreSQL server for the session; each test gets an empty database of its own."""
+    cluster = Cluster().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The `database` config section of a test: a new SQLite file or PostgreSQL database."""
+    if request.param == "sqlite":
+        return {"path": str(tmp_path / "im.db")}
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    return {"url": cluster.database()}
 
 
 @pytest.fixture
-async def make_client(tmp_path: Path) -> AsyncIterator[Factory]:
-    """Start the real app (config sections as keyword arguments); closed at the end."""
+async def make_client(tmp_path: Path, database: dict[str, str]) -> AsyncIterator[Factory]:
+    """Start the real app (config sections as keyword arguments); closed at the end. Every
+    app of a test uses the test's one database (a second app is a restart, or a replica)."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
     async def start(
         clock: Callable[[], float] | None = None, **sections: Any
     ) -> TestClient[web.Request, web.Application]:
+        sections["database"] = {**database, **sections.get("database", {})}
         config = make_config(tmp_path, **sections)
         app = create_app(config, clock) if clock else create_app(config)
         client = TestClient(TestServer(app))

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -72,6 +73,11 @@ class ServerConfig(_Section):
 
 
 class DatabaseConfig(_Section):
+    url: str = Field(
+        "",
+        description="PostgreSQL URL (postgresql://user:${PASSWORD}@host:5432/dbname), for "
+        "several replicas on one database. Empty: the SQLite file `path`.",
+    )
     path: str = Field(
         "integration-monitor.db", description="SQLite database file, relative to the working dir."
     )
@@ -83,6 +89,16 @@ class DatabaseConfig(_Section):
         description="SQLite synchronous mode. FULL: a report acknowledged survives power loss. "
         "NORMAL: it survives a crash of the process, not of the machine; faster.",
     )
+    pool_size: Whole = Field(
+        10, ge=2, le=100, description="PostgreSQL: connections each replica keeps open."
+    )
+    lease_seconds: Number = Field(
+        15,
+        ge=2,
+        le=3600,
+        description="PostgreSQL: the periodic evaluation pass and retention run on one replica "
+        "at a time; when it dies, another takes over within this time.",
+    )
 
     @field_validator("synchronous", mode="before")
     @classmethod
@@ -91,6 +107,38 @@ class DatabaseConfig(_Section):
         if isinstance(value, str) and value.upper() in ("FULL", "NORMAL"):
             return value.upper()
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql(cls, value: str) -> str:
+        if value and not is_database_url(value):
+            raise ValueError(
+                f"{redact_url(value)!r} is not a PostgreSQL URL "
+                "(postgresql://user:password@host:5432/dbname)"
+            )
+        if value and not urlsplit(value).path.strip("/"):
+            raise ValueError(f"{redact_url(value)!r} names no database (…:5432/dbname)")
+        return value
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for logs and check-config: the URL without its password."""
+        return redact_url(self.url) if self.url else self.path
+
+
+def is_database_url(value: str) -> bool:
+    """True for a PostgreSQL URL (what `--database` takes besides a file path)."""
+    return urlsplit(value).scheme in ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced: safe for logs and printed configs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:<redacted>@{host}"))
 
 
 class ReportsConfig(_Section):
@@ -173,7 +221,9 @@ class MonitorConfig(MonitorBody):
 
 class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
-    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="SQLite store.")
+    database: DatabaseConfig = Field(
+        default_factory=DatabaseConfig, description="The store: an SQLite file or PostgreSQL."
+    )
     reports: ReportsConfig = Field(
         default_factory=ReportsConfig, description="What reports may carry."
     )
@@ -229,9 +279,14 @@ class Config(_Section):
         server = self.server.model_copy(
             update={k: v for k, v in server_or_db.items() if k in ("host", "port") and v}
         )
-        database = self.database
-        if server_or_db.get("database"):
-            database = database.model_copy(update={"path": server_or_db["database"]})
+        database, given = self.database, server_or_db.get("database")
+        if given:  # a file path, or a PostgreSQL URL
+            update = {"url": given} if is_database_url(given) else {"url": "", "path": given}
+            try:
+                database = DatabaseConfig.model_validate({**database.model_dump(), **update})
+            except ValidationError as exc:
+                errors = describe_all(exc.errors(include_url=False), DatabaseConfig)
+                raise ConfigError([f"--database: {e.partition(': ')[2]}" for e in errors]) from None
         return self.model_copy(update={"server": server, "database": database})
 
 

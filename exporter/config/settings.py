@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from exporter.core.records import BOTH_CHECKS, DEFAULT_GRACE, DEFAULT_TIMEZONE, TEAM_PATTERN
+from exporter.core.reports import without_nul
 from exporter.core.schedules import MACROS, ScheduleError, check_schedule, check_timezone
 
 
@@ -74,7 +75,9 @@ class Body(BaseModel):
 class MonitorBody(Body):
     """A monitor's settings (PUT replaces all of them)."""
 
-    name: str = Field(min_length=1, max_length=32, description="Display name.")
+    name: Annotated[str, AfterValidator(without_nul)] = Field(
+        min_length=1, max_length=32, description="Display name (NUL becomes U+FFFD)."
+    )
     type: Literal["batch", "message"] = Field("batch", description="batch or message.")
     active: Flag = Field(True, description="Inactive monitors are not evaluated.")
     alert_interval: Whole = Field(
@@ -141,7 +144,9 @@ class MonitorBody(Body):
 class MonitorPatch(Body):
     """Some of a monitor's settings; omitted ones stay as they are."""
 
-    name: str | None = Field(None, min_length=1, max_length=32)
+    name: Annotated[str, AfterValidator(without_nul)] | None = Field(
+        None, min_length=1, max_length=32
+    )
     type: Literal["batch", "message"] | None = None
     active: Flag | None = None
     alert_interval: Whole | None = Field(None, ge=0, le=SETTING_MAX)

@@ -80,10 +80,18 @@ class LogReport(Protocol):
     def message(self) -> str: ...
 
 
+def without_nul(text: str) -> str:
+    """A NUL character becomes U+FFFD: no store holds it (PostgreSQL's text cannot), and a
+    job's error output is kept rather than refused."""
+    return text.replace("\x00", "\ufffd")
+
+
 def truncate(values: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Cut texts to the original's limits; return them and the names of the cut fields."""
+    """Cut texts to the original's limits (NUL replaced); return them and the names of the
+    cut fields."""
     out, cut = {}, []
     for name, value in values.items():
+        value = without_nul(value)
         limit = TEXT_LIMITS[name]
         if len(value) > limit:
             value = value[:limit]

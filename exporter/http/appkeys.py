@@ -10,6 +10,8 @@ from exporter.http.auth import Auth
 from exporter.http.sessions import Sessions
 from exporter.metrics.exposition import Exposition
 from exporter.service.evaluator import Evaluator
+from exporter.service.follower import Follower
+from exporter.service.lease import Lease
 from exporter.service.monitors import Monitors
 from exporter.service.reports import Reports
 from exporter.service.state import State
@@ -28,3 +30,5 @@ EXPOSITION = web.AppKey("exposition", Exposition)
 STATS = web.AppKey("stats", ServiceStats)
 SESSIONS = web.AppKey("sessions", Sessions)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+FOLLOWER = web.AppKey("follower", Follower)
+LEASE = web.AppKey("lease", Lease)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -28,8 +29,13 @@ class Evaluator:
         clock: Callable[[], float],
         stats: ServiceStats,
         chunk_size: int = 500,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._state = state
+        # Whether this replica runs the periodic passes (it holds the lease; always, alone on
+        # a database). Evaluation after a report runs wherever the report arrived.
+        self._leads = leads
+        self._wake = asyncio.Event()
         self._store = store
         self._clock = clock
         self._stats = stats
@@ -74,13 +80,14 @@ class Evaluator:
             log.error("storing evaluation results failed: %s", task.exception())
 
     async def run_pass(
-        self, keys: Iterable[str] | None = None
+        self, keys: Iterable[str] | None = None, store: bool = True
     ) -> list[tuple[MonitorState, Evaluation]]:
         """Evaluate active monitors (all, or `keys`), in chunks so the event loop keeps serving.
 
         1. Take the monitors to evaluate and one `now` for all of them.
         2. Evaluate a chunk, record the results in memory, yield to the loop; repeat.
-        3. Store every result and transition in one write; return the results.
+        3. Store every result and transition in one write (unless `store` is False: a replica
+           that does not lead only fills in its own memory); return the results.
         A monitor whose evaluation raises is logged and skipped.
         """
         started = time.perf_counter()
@@ -109,35 +116,49 @@ class Evaluator:
             rows.append(row)
             if transition is not None:
                 transitions.append(transition)
-        if rows:
+        if rows and store:
             await self._store.save_evaluations(rows, transitions)
-        if keys is None:
+        if keys is None and store:
             self._stats.evaluations += 1
             self._stats.evaluation_last = self._clock()
             self._stats.evaluation_duration = time.perf_counter() - started
         return results
 
+    def wake(self) -> None:
+        """Run a pass now (this replica has just taken over the periodic passes)."""
+        self._wake.set()
+
     async def loop(self, interval: float, tick: float = DEADLINE_TICK) -> None:
-        """Evaluate everything every `interval` seconds, starting now.
+        """Evaluate everything every `interval` seconds, starting now, while this replica
+        leads (a replica that does not lead evaluates once, in memory, at start).
 
         Between two passes, every `tick` seconds, evaluate the scheduled monitors whose start
         deadline has passed since the last look (`evaluate_missed`), so that a missed run is
         an error within seconds of its grace running out rather than at the next pass. The
-        passes keep their period: the ticks add up to `interval` of sleep.
+        passes keep their period: the ticks add up to `interval` of sleep. `wake` ends the
+        wait at once.
         """
+        first = True
         while True:
             try:
-                await self.run_pass()
+                if self._leads() or first:
+                    await self.run_pass(store=self._leads())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("evaluation pass failed; retrying at the next interval")
+            first = False
             checked, left = self._clock(), interval
             while left > 0:
                 step = min(tick, left)
-                await asyncio.sleep(step)
+                with contextlib.suppress(TimeoutError):  # (not wait_for: it can eat a cancel)
+                    async with asyncio.timeout(step):
+                        await self._wake.wait()
+                if self._wake.is_set():
+                    self._wake.clear()
+                    break
                 left -= step
-                if left > 0:  # else the full pass comes next and covers it
+                if left > 0 and self._leads():  # else the full pass comes next and covers it
                     checked = await self.evaluate_missed(checked)
 
     async def evaluate_missed(self, since: float) -> float:

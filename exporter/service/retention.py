@@ -19,10 +19,14 @@ async def retention_loop(
     max_age_days: float,
     max_clock_skew: float,
     transitions_kept: int,
+    leads: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Every `interval` seconds, prune what is older than `max_age_days` (keys after a day)."""
+    """Every `interval` seconds, prune what is older than `max_age_days` (keys after a day),
+    on the replica that `leads` (the one holding the lease; the only one on SQLite)."""
     while True:
         await asyncio.sleep(interval)
+        if not leads():
+            continue
         try:
             now = clock()
             deleted = await store.prune(

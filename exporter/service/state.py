@@ -51,12 +51,22 @@ class State:
 
     def load(self, rows: Iterable[MonitorRuns]) -> None:
         for row in rows:
-            ms = self.put_monitor(row.monitor)
-            ms.latest = _run(row.latest)
-            ms.latest_finished = _run(row.latest_finished)
-            ms.counters = {
-                _counter_key(kind, name): _shared(value) for kind, name, value in row.counters
-            }
+            self.replace(row)
+
+    def replace(self, row: MonitorRuns) -> MonitorState:
+        """Take a monitor as stored (another process wrote it): settings, alert status, runs
+        and counters, replacing what this state held of it."""
+        ms = self.monitors.get(row.monitor.integration_key)
+        if ms is not None and ms.monitor.id != row.monitor.id:  # deleted and made again
+            self.remove_monitor(row.monitor.integration_key)
+        ms = self.put_monitor(row.monitor)
+        ms.latest = _run(row.latest)
+        ms.latest_finished = _run(row.latest_finished)
+        ms.counters = {
+            _counter_key(kind, name): _shared(value) for kind, name, value in row.counters
+        }
+        ms.version += 1
+        return ms
 
     def get(self, key: str) -> MonitorState | None:
         return self.monitors.get(key)

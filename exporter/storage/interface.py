@@ -10,7 +10,7 @@ driver's exception. `exporter.storage.sqlite` is the embedded implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -175,11 +175,24 @@ class Store(Protocol):
     async def list_corrections(self, batch_ids: Sequence[int]) -> list[Correction]:
         """The corrections of these batches, oldest first."""
 
-    # -- start-up and retention
+    # -- start-up, other replicas, retention
     async def load_runs(
-        self, finished_statuses: Sequence[str], max_clock_skew: float = 0.0
+        self,
+        finished_statuses: Sequence[str],
+        max_clock_skew: float = 0.0,
+        monitor_ids: Collection[int] | None = None,
     ) -> list[MonitorRuns]:
-        """Every monitor with its latest run, its latest finished run and its counters."""
+        """Every monitor (or those of `monitor_ids` that exist) with its latest run, its latest
+        finished run and its counters, as of one moment."""
+
+    def changes(self) -> AsyncIterator[frozenset[int] | None]:
+        """The ids of monitors that other processes sharing the database changed, as they
+        commit; None when everything must be read again (first once it follows them, then
+        after each interruption). A store no other process writes yields nothing."""
+
+    async def take_lease(self, name: str, seconds: float) -> bool:
+        """Take or renew the lease `name` for `seconds`; True while this process holds it.
+        A store no other process writes always grants it."""
 
     async def repair_success_times(self, limit: float, ok_statuses: Sequence[str]) -> int:
         """Recompute last-success times later than `limit` from the stored runs."""

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from exporter.http import models
-from tests.conftest import Clock, Factory, put_monitor
+from tests.conftest import Clock, Factory, put_monitor, sqlite_only
 
 Client = TestClient[web.Request, web.Application]
 JSON = {"Content-Type": "application/json"}
@@ -359,6 +359,7 @@ async def test_custom_statuses_are_accepted(make_client: Factory) -> None:
     assert monitor["alertstatus"] == "error"
 
 
+@sqlite_only
 async def test_store_not_writable_is_503(client: Client) -> None:
     from exporter.http import appkeys
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from exporter.http.sessions import PER_TOKEN
-from tests.conftest import READ, TOKENS, Clock, Factory, put_monitor
+from tests.conftest import READ, TOKENS, Clock, Factory, put_monitor, sqlite_only
 
 Client = TestClient[web.Request, web.Application]
 SCOPED_READ = "scoped-read-0123456789"
@@ -47,6 +47,7 @@ async def secured(make_client: Factory, clock: Clock) -> Client:
     return client
 
 
+@sqlite_only
 async def test_the_cookie_is_a_random_id_stored_only_as_a_hash(
     secured: Client, tmp_path: Path
 ) -> None:
@@ -128,6 +129,7 @@ async def test_a_scoped_session_sees_its_monitors_only(secured: Client) -> None:
     assert badge.status == 404 and "ERP import" not in await badge.text()
 
 
+@sqlite_only
 async def test_sessions_per_token_are_bounded(secured: Client, tmp_path: Path) -> None:
     for _ in range(PER_TOKEN + 5):
         await _sign_in(secured)

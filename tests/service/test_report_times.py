@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from exporter.core.times import iso
 from exporter.storage.sqlite.store import apply_migrations
-from tests.conftest import Clock, Factory, put_monitor
+from tests.conftest import Clock, Factory, put_monitor, sqlite_only
 from tests.support.metrics_oracle import registry_of
 
 Client = TestClient[web.Request, web.Application]
@@ -114,6 +114,7 @@ def _legacy_database(path: Path) -> None:
     conn.close()
 
 
+@sqlite_only
 async def test_an_old_database_with_impossible_times_keeps_working(
     make_client: Factory, tmp_path: Path
 ) -> None:

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from exporter.app import open_store
+from exporter.config import DatabaseConfig
 from exporter.core.errors import MonitorNotFound, Unavailable
 from exporter.core.records import MonitorSettings, NewBatch, Transition, correction_of
+from exporter.storage.interface import Store
 from exporter.storage.sqlite.store import (
     CORRECTIONS_KEPT,
     SqliteStore,
@@ -25,8 +28,17 @@ T0 = 1_796_000_000.0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """An open store on a fresh file; closed at the end."""
+async def store(database: dict[str, str]) -> AsyncIterator[Store]:
+    """An open store of each backend on a fresh database; closed at the end."""
+    opened = open_store(DatabaseConfig.model_validate(database))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """An open SQLite store on a fresh file, for its own behaviour (group commit)."""
     opened = SqliteStore(str(tmp_path / "s.db"))
     await opened.open()
     yield opened
@@ -69,29 +81,29 @@ async def test_existing_database_keeps_its_data_across_start(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_concurrent_writes_share_commits(store: SqliteStore) -> None:
-    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+async def test_concurrent_writes_share_commits(sqlite_store: Store) -> None:
+    monitor, _ = await sqlite_store.put_monitor("crm", MonitorSettings("CRM"), T0)
     await asyncio.gather(
         *(
-            store.create_batch(monitor.id, "crm", _batch(start=T0 + i), T0, (), None, RUN)
+            sqlite_store.create_batch(monitor.id, "crm", _batch(start=T0 + i), T0, (), None, RUN)
             for i in range(200)
         )
     )
-    writer = store.writer
+    writer = sqlite_store.writer
     assert writer.writes_committed == 201
     assert writer.groups_committed < writer.writes_committed / 4
-    rows = await store.list_batches(monitor.id, 500, None)
+    rows = await sqlite_store.list_batches(monitor.id, 500, None)
     assert len(rows) == 200
 
 
-async def test_a_failing_write_does_not_sink_its_group(store: SqliteStore) -> None:
-    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
-    good = store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
-    bad = store.create_batch(9999, "gone", _batch(), T0, (), None, RUN)  # no such monitor
+async def test_a_failing_write_does_not_sink_its_group(sqlite_store: Store) -> None:
+    monitor, _ = await sqlite_store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    good = sqlite_store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
+    bad = sqlite_store.create_batch(9999, "gone", _batch(), T0, (), None, RUN)  # no such monitor
     results = await asyncio.gather(good, bad, return_exceptions=True)
     assert not isinstance(results[0], BaseException)
     assert isinstance(results[1], MonitorNotFound)
-    assert len(await store.list_batches(monitor.id, 10, None)) == 1
+    assert len(await sqlite_store.list_batches(monitor.id, 10, None)) == 1
 
 
 async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
@@ -143,19 +155,19 @@ async def test_retention_prunes_old_runs_but_keeps_counters_and_latest(
 
 
 async def test_counters_merge_per_group_and_skip_a_monitor_deleted_in_it(
-    store: SqliteStore,
+    sqlite_store: Store,
 ) -> None:
-    keep, _ = await store.put_monitor("keep", MonitorSettings("Keep"), T0)
-    gone, _ = await store.put_monitor("gone", MonitorSettings("Gone"), T0)
+    keep, _ = await sqlite_store.put_monitor("keep", MonitorSettings("Keep"), T0)
+    gone, _ = await sqlite_store.put_monitor("gone", MonitorSettings("Gone"), T0)
     writes = [
-        store.create_batch(keep.id, "keep", _batch(), T0, (), None, RUN),
-        store.create_batch(keep.id, "keep", _batch(), T0, (), None, RUN),
-        store.create_batch(gone.id, "gone", _batch(), T0, (), None, RUN),
-        store.delete_monitor("gone"),
+        sqlite_store.create_batch(keep.id, "keep", _batch(), T0, (), None, RUN),
+        sqlite_store.create_batch(keep.id, "keep", _batch(), T0, (), None, RUN),
+        sqlite_store.create_batch(gone.id, "gone", _batch(), T0, (), None, RUN),
+        sqlite_store.delete_monitor("gone"),
     ]
     results = await asyncio.gather(*writes, return_exceptions=True)
     assert not [r for r in results if isinstance(r, BaseException)]
-    rows = {r.monitor.integration_key: r.counters for r in await store.load_runs(["ok"])}
+    rows = {r.monitor.integration_key: r.counters for r in await sqlite_store.load_runs(["ok"])}
     assert rows == {"keep": [("runs", "ok", 2.0)]}
 
 
@@ -216,41 +228,45 @@ async def test_a_version_3_database_gains_schedules_in_place(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_a_group_rolled_back_leaves_no_counter_increment_behind(store: SqliteStore) -> None:
+async def test_a_group_rolled_back_leaves_no_counter_increment_behind(sqlite_store: Store) -> None:
     """A report whose group failed was never stored: the next commit must not count it."""
-    monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+    monitor, _ = await sqlite_store.put_monitor("crm", MonitorSettings("CRM"), T0)
 
     def sabotage(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")  # as SQLite does on its own after some errors
 
     lost, broken = await asyncio.gather(
-        store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN),
-        store.writer.run(sabotage),
+        sqlite_store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN),
+        sqlite_store.writer.run(sabotage),
         return_exceptions=True,
     )
     assert isinstance(lost, Unavailable) and isinstance(broken, sqlite3.Error)
-    await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
-    [row] = await store.load_runs(["ok"])
-    assert len(await store.list_batches(monitor.id, 10, None)) == 1
+    await sqlite_store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
+    [row] = await sqlite_store.load_runs(["ok"])
+    assert len(await sqlite_store.list_batches(monitor.id, 10, None)) == 1
     assert row.counters == [("runs", "ok", 1.0)]
 
 
-async def test_retention_keeps_the_newest_transitions_of_each_monitor(store: SqliteStore) -> None:
+async def test_retention_keeps_the_newest_transitions_of_each_monitor(store: Store) -> None:
     busy, _ = await store.put_monitor("busy", MonitorSettings("Busy"), T0)
     calm, _ = await store.put_monitor("calm", MonitorSettings("Calm"), T0)
-    flips = [
-        Transition(busy.id, "ok" if i % 2 else "error", "error" if i % 2 else "ok", "", T0 + i)
-        for i in range(130)
-    ]
-    flips += [Transition(calm.id, "notcalculated", "ok", "", T0)]
-    await store.save_evaluations([], flips)
+    for i in range(130):  # each a real change of the stored status, on any backend
+        old, new = ("ok", "error") if i % 2 else ("error", "ok")
+        if i == 0:
+            old = "notcalculated"
+        await store.save_evaluations(
+            [(busy.id, new, "", T0 + i)], [Transition(busy.id, old, new, "", T0 + i)]
+        )
+    await store.save_evaluations(
+        [(calm.id, "ok", "", T0)], [Transition(calm.id, "notcalculated", "ok", "", T0)]
+    )
     await store.prune(T0 - 1, T0 - 1, transitions_kept=50, chunk=7)
     kept = await store.list_transitions(busy.id, 1000)
     assert len(kept) == 50 and [t.at for t in kept] == [T0 + i for i in range(129, 79, -1)]
     assert len(await store.list_transitions(calm.id, 1000)) == 1
 
 
-async def test_corrections_of_one_batch_are_bounded(store: SqliteStore) -> None:
+async def test_corrections_of_one_batch_are_bounded(store: Store) -> None:
     """A job that re-reports a finished batch for ever does not grow the table for ever."""
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
     stored = await store.create_batch(monitor.id, "crm", _batch(), T0, (), None, RUN)
@@ -267,7 +283,7 @@ async def test_corrections_of_one_batch_are_bounded(store: SqliteStore) -> None:
 
 
 async def test_a_change_is_written_only_over_the_batch_it_was_decided_on(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     """Compare and set: a change decided on a batch that changed meanwhile is not written."""
     monitor, _ = await store.put_monitor("crm", MonitorSettings("CRM"), T0)
@@ -283,14 +299,14 @@ async def test_a_change_is_written_only_over_the_batch_it_was_decided_on(
     assert row.counters == [("runs", "ok", 1.0)]  # the refused change counted nothing
 
 
-async def test_driver_errors_leave_the_store_as_unavailable(store: SqliteStore) -> None:
+async def test_driver_errors_leave_the_store_as_unavailable(sqlite_store: Store) -> None:
     """Disk full, read-only file, I/O error: the caller sees a domain error, never sqlite3's."""
 
     def broken(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
     with pytest.raises(Unavailable, match="no such table"):
-        await store._write(broken)
-    await store.writer.close()
+        await sqlite_store._write(broken)
+    await sqlite_store.writer.close()
     with pytest.raises(Unavailable, match="shutting down"):
-        await store.put_monitor("crm", MonitorSettings("CRM"), T0)
+        await sqlite_store.put_monitor("crm", MonitorSettings("CRM"), T0)

@@ -7,8 +7,8 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields, replace
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from dataclasses import replace
 from functools import partial
 from importlib import resources
 from typing import Any, TypeVar
@@ -19,7 +19,6 @@ from exporter.core.counters import LATEST, CounterDelta, keeps_maximum, merge
 from exporter.core.errors import (
     BatchNotFound,
     BatchOfOtherMonitor,
-    IdempotencyConflict,
     MonitorNotFound,
     Unavailable,
 )
@@ -33,6 +32,7 @@ from exporter.core.records import (
     NewLog,
     Transition,
 )
+from exporter.storage.common import CORRECTIONS_KEPT, SETTINGS, replayed
 from exporter.storage.interface import (
     EvaluationRow,
     Idempotency,
@@ -44,8 +44,6 @@ from exporter.storage.sqlite.writer import GroupCommitWriter, WriterClosed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-CORRECTIONS_KEPT = 20  # per batch
 
 
 _MONITOR_COLS = (
@@ -67,11 +65,10 @@ _LOG_COLS = (
 _PLAUSIBLE = "x.starttime <= x.created_at + ?"
 _BATCH_FROM = "integration_monitor_batch b JOIN integration_monitor m ON m.id = b.monitor_id"
 _LOG_FROM = "integration_monitor_log l JOIN integration_monitor m ON m.id = l.monitor_id"
-_SETTINGS = tuple(f.name for f in fields(MonitorSettings))
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
-    values = dict(zip(_SETTINGS, row[2:16], strict=True))  # SQLite has no booleans
+    values = dict(zip(SETTINGS, row[2:16], strict=True))  # SQLite has no booleans
     values["active"] = bool(values["active"])
     if values["duration_histogram"] is not None:
         values["duration_histogram"] = bool(values["duration_histogram"])
@@ -210,12 +207,12 @@ class SqliteStore:
         """Create or replace a monitor's settings; True when it was created."""
 
         def op(conn: sqlite3.Connection) -> tuple[Monitor, bool]:
-            values = [getattr(settings, name) for name in _SETTINGS]
+            values = [getattr(settings, name) for name in SETTINGS]
             cur = conn.execute(
-                f"INSERT INTO integration_monitor (integration_key, {', '.join(_SETTINGS)}, "
-                f"created_at, updated_at) VALUES (?, {', '.join('?' * len(_SETTINGS))}, ?, ?) "
+                f"INSERT INTO integration_monitor (integration_key, {', '.join(SETTINGS)}, "
+                f"created_at, updated_at) VALUES (?, {', '.join('?' * len(SETTINGS))}, ?, ?) "
                 f"ON CONFLICT (integration_key) DO UPDATE SET "
-                + ", ".join(f"{n} = excluded.{n}" for n in _SETTINGS)
+                + ", ".join(f"{n} = excluded.{n}" for n in SETTINGS)
                 + ", updated_at = excluded.updated_at RETURNING created_at = updated_at",
                 (key, *values, now, now),
             )
@@ -229,9 +226,9 @@ class SqliteStore:
             old = _get_monitor(conn, key)
             settings = replace(old.settings, **changes)
             conn.execute(
-                f"UPDATE integration_monitor SET {', '.join(f'{n} = ?' for n in _SETTINGS)}, "
+                f"UPDATE integration_monitor SET {', '.join(f'{n} = ?' for n in SETTINGS)}, "
                 "updated_at = ? WHERE id = ?",
-                (*(getattr(settings, n) for n in _SETTINGS), now, old.id),
+                (*(getattr(settings, n) for n in SETTINGS), now, old.id),
             )
             return _get_monitor(conn, key)
 
@@ -441,7 +438,7 @@ class SqliteStore:
             "WHERE monitor_id = ? AND key = ? AND token IN (?, '') LIMIT 1",
             (monitor_id, idempotency.key, idempotency.token),
         )
-        return _replayed(rows[0] if rows else None, idempotency, resource)
+        return replayed(rows[0] if rows else None, idempotency, resource)
 
     async def create_log(
         self,
@@ -553,8 +550,19 @@ class SqliteStore:
 
     # -- start-up, health, retention ---------------------------------------------------------
 
+    async def changes(self) -> AsyncIterator[frozenset[int] | None]:
+        """Nothing: only this process writes the file."""
+        return
+        yield  # an async generator that ends at once
+
+    async def take_lease(self, name: str, seconds: float) -> bool:
+        return True  # only this process runs on the file
+
     async def load_runs(
-        self, finished_statuses: Sequence[str], max_clock_skew: float = 0.0
+        self,
+        finished_statuses: Sequence[str],
+        max_clock_skew: float = 0.0,
+        monitor_ids: Collection[int] | None = None,
     ) -> list[MonitorRuns]:
         """Every monitor with its latest run, its latest finished run and its counters.
 
@@ -563,7 +571,8 @@ class SqliteStore:
         than it was received (by more than `max_clock_skew`) is never the latest: a database
         written before report times were bounded may hold such rows.
         """
-        monitors = await self.list_monitors()
+        chosen = None if monitor_ids is None else set(monitor_ids)
+        monitors = [m for m in await self.list_monitors() if chosen is None or m.id in chosen]
         counters: dict[int, list[tuple[str, str, float]]] = {}
         for mid, kind, name, value in await self._all(
             "SELECT monitor_id, kind, name, value FROM monitor_counter"
@@ -591,6 +600,8 @@ class SqliteStore:
             ):
                 entry = _log(row)
                 newest[(which, entry.monitor_id)] = entry
+        # (A store only this process writes is asked for every monitor, at start; a subset is
+        # filtered here rather than in SQL.)
         return [
             MonitorRuns(
                 m,
@@ -809,18 +820,7 @@ def _replay(
         "WHERE monitor_id = ? AND key = ? AND token IN (?, '') LIMIT 1",
         (monitor_id, idempotency.key, idempotency.token),
     ).fetchone()
-    return _replayed(row, idempotency, resource)
-
-
-def _replayed(
-    row: Sequence[Any] | None, idempotency: Idempotency, resource: str
-) -> tuple[int, tuple[str, ...]] | None:
-    """What an earlier request with the key stored; `IdempotencyConflict` if it asked else."""
-    if row is None:
-        return None
-    if row[0] != idempotency.fingerprint or row[1] != resource:
-        raise IdempotencyConflict()
-    return row[2], tuple(json.loads(row[3] or "[]"))
+    return replayed(row, idempotency, resource)
 
 
 def _remember(

@@ -1,0 +1,75 @@
+"""Following the other replicas: what they write to the shared database reaches this state.
+
+The store's change feed names the monitors another replica changed (or asks for everything
+after an interruption); the follower reads those monitors again as stored, one snapshot each
+time, puts them in the state and re-evaluates them in memory. A monitor this replica changed
+itself while the read was under way is read once more: the read may predate that change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+
+from exporter.core.errors import Unavailable
+from exporter.service.state import MonitorState, State
+from exporter.storage.interface import Store
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 1.0
+
+
+class Follower:
+    def __init__(
+        self,
+        store: Store,
+        state: State,
+        evaluate: Callable[[MonitorState], None],
+        finished_statuses: Sequence[str],
+        max_clock_skew: float,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._evaluate = evaluate
+        self._finished = list(finished_statuses)
+        self._skew = max_clock_skew
+        self.refreshed = 0  # monitors read again (for tests and the service's metrics)
+
+    async def run(self, feed: AsyncIterator[frozenset[int] | None]) -> None:
+        """Follow the feed until it ends (never, for a shared database)."""
+        pending: set[int] | None = set()  # None: everything
+        async for changed in feed:
+            pending = None if changed is None or pending is None else pending | changed
+            while pending is None or pending:
+                try:
+                    pending = await self.refresh(pending)
+                except Unavailable as exc:
+                    log.warning("following other replicas: %s; retrying", exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+
+    async def refresh(self, monitor_ids: Collection[int] | None) -> set[int]:
+        """Read these monitors (None: all) as stored into the state; return those to read
+        again because this replica changed them meanwhile."""
+        state = self._state
+        before = {ms.monitor.id: ms.version for ms in state.monitors.values()}
+        asked = set(before) if monitor_ids is None else set(monitor_ids)
+        rows = await self._store.load_runs(self._finished, self._skew, monitor_ids)
+        again: set[int] = set()
+        for row in rows:
+            mid = row.monitor.id
+            asked.discard(mid)
+            ms = state.by_id(mid)
+            if ms is None and mid in before:
+                continue  # deleted here meanwhile
+            if ms is not None and ms.version != before.get(mid):
+                again.add(mid)  # changed here meanwhile: the read may predate that
+                continue
+            ms = state.replace(row)
+            self.refreshed += 1
+            self._evaluate(ms)
+        for mid in asked:  # asked for and not stored: deleted by another replica
+            ms = state.by_id(mid)
+            if ms is not None and ms.version == before.get(mid):
+                state.remove_monitor(ms.monitor.integration_key)
+        return again

@@ -1,0 +1,1 @@
+"""The PostgreSQL store: several replicas of the service on one database."""
