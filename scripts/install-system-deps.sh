@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: promtool/Prometheus (also a
 # benchmark: a real server scraping the service), Alertmanager (amtool), Pushgateway, wrk and
-# valgrind (benchmarks) and headless Chromium (status page tests).
+# valgrind (benchmarks), headless Chromium (status page tests) and HAProxy (`haproxy -c` checks
+# the proxy of deploy/compose.yaml's replicas profile).
 # Does nothing when they are all present.
 set -euo pipefail
 need=()
@@ -14,6 +15,8 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v valgrind >/dev/null || need+=(valgrind)
+# Debian puts haproxy in /usr/sbin, which a user's PATH may lack.
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
