@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -542,12 +544,51 @@ def test_the_proxy_sends_round_robin_to_the_replicas_that_answer_readyz() -> Non
         assert "check" in server or any("check" in d for d in defaults), server
 
 
-class FakeReplica:
-    """Answers /readyz with 200 while `ready`, else 503, and 202 to any report; counts both."""
+def start_proxy(
+    processes: Processes, directory: Path, replicas: dict[str, FakeReplica]
+) -> Callable[..., int]:
+    """Run the shipped haproxy.cfg on a free port, its servers pointed at `replicas`.
 
-    def __init__(self, ready: bool) -> None:
+    Returns a function that sends one report through it (headers as keywords) and gives the
+    status of the answer.
+    """
+    port = free_port()
+    text = container_file("proxy", PROXY_CONFIG).read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^(\s*bind) :\d+", rf"\1 127.0.0.1:{port}", text)
+    for name, replica in replicas.items():
+        text = text.replace(f"{name}:{SERVICE_PORT}", f"127.0.0.1:{replica.port}")
+    config = directory / "haproxy.cfg"
+    config.write_text(text, encoding="utf-8")
+    processes.start(
+        "haproxy", [haproxy(), "-db", "-f", str(config)], directory / "haproxy.log", directory
+    )
+
+    def report(**headers: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/monitors/crm-sync/batches",
+            data=b"{}",
+            headers={k.replace("_", "-"): v for k, v in headers.items()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    wait_for("the proxy to listen", lambda: report() == 202, 30, processes)
+    return report
+
+
+class FakeReplica:
+    """Answers /readyz with 200 while `ready`, else 503, and 202 to any report; counts both.
+
+    With `drops`, it reads each report and closes the connection unanswered, as a replica
+    killed in the middle of a request would.
+    """
+
+    def __init__(self, ready: bool, drops: bool = False) -> None:
         self.ready = ready
-        self.seen: Counter[str] = Counter()  # "ready", "not ready", "report"
+        self.seen: Counter[str] = Counter()  # "ready", "not ready", "report", "dropped"
         lock = threading.Lock()
         replica = self
 
@@ -563,7 +604,10 @@ class FakeReplica:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with lock:
-                    replica.seen["report"] += 1
+                    replica.seen["dropped" if drops else "report"] += 1
+                if drops:
+                    self.close_connection = True
+                    return
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -588,26 +632,9 @@ def test_the_proxy_sends_no_report_to_a_replica_that_is_not_ready(tmp_path: Path
     """
     replicas = {name: FakeReplica(ready=name == REPLICAS[0]) for name in REPLICAS}
     ready, unready = replicas[REPLICAS[0]], replicas[REPLICAS[1]]
-    port = free_port()
-    text = container_file("proxy", PROXY_CONFIG).read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^(\s*bind) :\d+", rf"\1 127.0.0.1:{port}", text)
-    for name, replica in replicas.items():
-        text = text.replace(f"{name}:{SERVICE_PORT}", f"127.0.0.1:{replica.port}")
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(text, encoding="utf-8")
-
-    def report() -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/v1/monitors/crm-sync/batches", data=b"{}"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 202
-
     processes = Processes()
     try:
-        processes.start(
-            "haproxy", [haproxy(), "-db", "-f", str(config)], tmp_path / "haproxy.log", tmp_path
-        )
+        report = start_proxy(processes, tmp_path, replicas)
         # Down after `fall` (2) failed checks: a third one comes only once it is down.
         wait_for(
             "the unready replica checked down",
@@ -615,14 +642,37 @@ def test_the_proxy_sends_no_report_to_a_replica_that_is_not_ready(tmp_path: Path
             30,
             processes,
         )
-        for _ in range(10):
-            report()
-        assert (ready.seen["report"], unready.seen["report"]) == (10, 0)
+        before = ready.seen["report"]
+        assert [report() for _ in range(10)] == [202] * 10
+        assert (ready.seen["report"] - before, unready.seen["report"]) == (10, 0)
         unready.ready = True
         wait_for("the replica checked up", lambda: unready.seen["ready"] >= 3, 30, processes)
-        for _ in range(10):
-            report()
-        assert (ready.seen["report"], unready.seen["report"]) == (15, 5)
+        assert [report() for _ in range(10)] == [202] * 10
+        assert (ready.seen["report"] - before, unready.seen["report"]) == (15, 5)
+    finally:
+        processes.stop()
+        for replica in replicas.values():
+            replica.close()
+
+
+def test_the_proxy_sends_a_dropped_report_again_only_with_an_idempotency_key(
+    tmp_path: Path,
+) -> None:
+    """A replica that dies mid-request: a report with a key reaches the other, one without fails.
+
+    Without a key the dropped report may have been stored already, so the proxy answers 502 and
+    leaves the decision to the client.
+    """
+    replicas = {REPLICAS[0]: FakeReplica(ready=True), REPLICAS[1]: FakeReplica(True, drops=True)}
+    alive, dying = replicas.values()
+    processes = Processes()
+    try:
+        report = start_proxy(processes, tmp_path, replicas)
+        stored = alive.seen["report"]
+        keyed = [report(Idempotency_Key=f"key-{n}") for n in range(6)]
+        assert keyed == [202] * 6
+        assert alive.seen["report"] - stored == 6 and dying.seen["dropped"] >= 1
+        assert sorted(report() for _ in range(2)) == [202, 502]
     finally:
         processes.stop()
         for replica in replicas.values():
