@@ -12,13 +12,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -544,14 +545,8 @@ def test_the_proxy_sends_round_robin_to_the_replicas_that_answer_readyz() -> Non
         assert "check" in server or any("check" in d for d in defaults), server
 
 
-def start_proxy(
-    processes: Processes, directory: Path, replicas: dict[str, FakeReplica]
-) -> Callable[..., int]:
-    """Run the shipped haproxy.cfg on a free port, its servers pointed at `replicas`.
-
-    Returns a function that sends one report through it (headers as keywords) and gives the
-    status of the answer.
-    """
+def start_proxy(processes: Processes, directory: Path, replicas: dict[str, FakeReplica]) -> int:
+    """Run the shipped haproxy.cfg on a free port, its servers pointed at `replicas`."""
     port = free_port()
     text = container_file("proxy", PROXY_CONFIG).read_text(encoding="utf-8")
     text = re.sub(r"(?m)^(\s*bind) :\d+", rf"\1 127.0.0.1:{port}", text)
@@ -562,21 +557,30 @@ def start_proxy(
     processes.start(
         "haproxy", [haproxy(), "-db", "-f", str(config)], directory / "haproxy.log", directory
     )
+    wait_for("the proxy to listen", lambda: listening(port), 30, processes)
+    return port
 
-    def report(**headers: str) -> int:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/v1/monitors/crm-sync/batches",
-            data=b"{}",
-            headers={k.replace("_", "-"): v for k, v in headers.items()},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            return error.code
 
-    wait_for("the proxy to listen", lambda: report() == 202, 30, processes)
-    return report
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def send_report(port: int, **headers: str) -> tuple[int, Message, bytes]:
+    """POST one report through the proxy (headers as keywords, `_` for `-`).
+
+    Returns the answer's status, headers (names in any case) and body.
+    """
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/monitors/crm-sync/batches",
+        data=b"{}",
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
 
 
 class FakeReplica:
@@ -627,28 +631,30 @@ class FakeReplica:
 def test_the_proxy_sends_no_report_to_a_replica_that_is_not_ready(tmp_path: Path) -> None:
     """The shipped haproxy.cfg, run with the replicas' addresses pointed at two fake replicas.
 
-    1. One answers /readyz with 503: once checked down, every report goes to the other.
-    2. It turns ready: once checked up, reports alternate between the two.
+    1. Neither is ready (/readyz 503): once both are checked down, the proxy answers 503 with
+       Retry-After and the API's error body, as a replica would.
+    2. One turns ready: once checked up, every report goes to it.
+    3. The other turns ready: once checked up, reports alternate between the two.
     """
-    replicas = {name: FakeReplica(ready=name == REPLICAS[0]) for name in REPLICAS}
-    ready, unready = replicas[REPLICAS[0]], replicas[REPLICAS[1]]
+    replicas = {name: FakeReplica(ready=False) for name in REPLICAS}
+    first, second = replicas.values()
     processes = Processes()
     try:
-        report = start_proxy(processes, tmp_path, replicas)
+        port = start_proxy(processes, tmp_path, replicas)
         # Down after `fall` (2) failed checks: a third one comes only once it is down.
-        wait_for(
-            "the unready replica checked down",
-            lambda: unready.seen["not ready"] >= 3,
-            30,
-            processes,
-        )
-        before = ready.seen["report"]
-        assert [report() for _ in range(10)] == [202] * 10
-        assert (ready.seen["report"] - before, unready.seen["report"]) == (10, 0)
-        unready.ready = True
-        wait_for("the replica checked up", lambda: unready.seen["ready"] >= 3, 30, processes)
-        assert [report() for _ in range(10)] == [202] * 10
-        assert (ready.seen["report"] - before, unready.seen["report"]) == (15, 5)
+        for replica in replicas.values():
+            wait_for("checked down", lambda r=replica: r.seen["not ready"] >= 3, 30, processes)
+        status, headers, body = send_report(port)
+        assert (status, headers.get("Retry-After")) == (503, "5")
+        assert json.loads(body)["error"]["code"] == "unavailable"
+        first.ready = True
+        wait_for("checked up", lambda: first.seen["ready"] >= 3, 30, processes)
+        assert [send_report(port)[0] for _ in range(10)] == [202] * 10
+        assert (first.seen["report"], second.seen["report"]) == (10, 0)
+        second.ready = True
+        wait_for("checked up", lambda: second.seen["ready"] >= 3, 30, processes)
+        assert [send_report(port)[0] for _ in range(10)] == [202] * 10
+        assert (first.seen["report"], second.seen["report"]) == (15, 5)
     finally:
         processes.stop()
         for replica in replicas.values():
@@ -667,12 +673,11 @@ def test_the_proxy_sends_a_dropped_report_again_only_with_an_idempotency_key(
     alive, dying = replicas.values()
     processes = Processes()
     try:
-        report = start_proxy(processes, tmp_path, replicas)
-        stored = alive.seen["report"]
-        keyed = [report(Idempotency_Key=f"key-{n}") for n in range(6)]
+        port = start_proxy(processes, tmp_path, replicas)
+        keyed = [send_report(port, Idempotency_Key=f"key-{n}")[0] for n in range(6)]
         assert keyed == [202] * 6
-        assert alive.seen["report"] - stored == 6 and dying.seen["dropped"] >= 1
-        assert sorted(report() for _ in range(2)) == [202, 502]
+        assert alive.seen["report"] == 6 and dying.seen["dropped"] >= 1
+        assert sorted(send_report(port)[0] for _ in range(2)) == [202, 502]
     finally:
         processes.stop()
         for replica in replicas.values():
