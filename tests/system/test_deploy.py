@@ -712,3 +712,17 @@ def test_prometheus_replicas_is_the_default_prometheus_but_for_the_targets() -> 
             if job["job_name"].startswith("integration-monitor"):
                 job.pop("job_name"), job.pop("static_configs")
     assert replicas == default
+
+
+def test_the_deploy_doc_names_each_service_and_port_of_the_replicas_profile() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = text.split("\n## Several replicas on PostgreSQL\n", 1)[1].split("\n## ", 1)[0]
+    assert "docker compose -f deploy/compose.yaml --profile replicas up" in section
+    for name in profile("replicas") - set(REPLICAS):
+        assert f"`{name}`" in section, name
+    assert f"`{REPLICAS[0]}`" in section
+    for name in profile("replicas"):
+        for port in published(name).values():
+            assert f"http://localhost:{port}" in section, (name, port)
+    for path in ("config.replicas.yaml", "postgres.env", "haproxy.cfg", "prometheus.replicas.yml"):
+        assert path in section, path
