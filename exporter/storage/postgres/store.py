@@ -84,6 +84,7 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.InternalClientError,  # a connection cut in the middle of a call
 )
 
 
@@ -145,6 +146,11 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
 
+def _named(role: str) -> dict[str, str]:
+    """Connections say what they are in pg_stat_activity (integration-monitor listen, ...)."""
+    return {"application_name": f"integration-monitor {role}"}
+
+
 async def _listen(conn: asyncpg.Connection) -> asyncio.Queue[str | None]:
     """LISTEN on the channel: each notice's payload arrives in the queue, None when the
     connection ends."""
@@ -174,7 +180,9 @@ class PostgresStore:
 
     async def open(self) -> None:
         try:
-            conn = await asyncpg.connect(self._url, timeout=self._command_timeout)
+            conn = await asyncpg.connect(
+                self._url, timeout=self._command_timeout, server_settings=_named("migrate")
+            )
         except _UNAVAILABLE as exc:
             raise Unavailable(f"cannot connect to {self.description}: {exc}") from None
         try:
@@ -188,6 +196,7 @@ class PostgresStore:
             min_size=1,
             max_size=self._pool_size,
             command_timeout=self._command_timeout,
+            server_settings=_named("pool"),
         )
         self._size_task = asyncio.create_task(self._measure_size(), name="database-size")
 
@@ -213,11 +222,19 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise Unavailable("The service is shutting down")
-        with self._errors():
-            async with self._pool.acquire() as conn:
+        try:
+            conn = await pool.acquire()
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:  # refused at connect, any reason
+            raise Unavailable(f"The database did not answer: {type(exc).__name__}") from None
+        try:
+            with self._errors():
                 yield conn
+        finally:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await pool.release(conn)
 
     async def _all(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         async with self._conn() as conn:
@@ -272,7 +289,9 @@ class PostgresStore:
         attempt = 0
         while True:
             try:
-                conn = await asyncpg.connect(self._url, timeout=self._command_timeout)
+                conn = await asyncpg.connect(
+                    self._url, timeout=self._command_timeout, server_settings=_named("listen")
+                )
             except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
                 delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
                 if attempt == 0:
@@ -408,7 +427,9 @@ class PostgresStore:
     ) -> None:
         """Store alert statuses; record a transition only where this write changes the stored
         status (a conditional update): however many replicas evaluate one change, it is
-        recorded once. Other replicas are told of the monitors whose status or text changed."""
+        recorded once. A result older than the stored one (a replica's save that arrived
+        late) changes nothing. Other replicas are told of the monitors whose status or text
+        changed."""
         if not results:
             return
         reasons = {t.monitor_id: t.reason for t in transitions}
@@ -418,7 +439,8 @@ class PostgresStore:
                 "WITH new AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], "
                 "$4::float8[], $5::text[]) AS n (id, status, text, at, reason)), "
                 "old AS (SELECT m.id, m.alertstatus, m.alerttext FROM integration_monitor m "
-                "JOIN new USING (id) ORDER BY m.id FOR NO KEY UPDATE OF m), "
+                "JOIN new USING (id) WHERE m.alert_timestamp IS NULL OR m.alert_timestamp <= "
+                "new.at ORDER BY m.id FOR NO KEY UPDATE OF m), "
                 "upd AS (UPDATE integration_monitor m SET alertstatus = new.status, "
                 "alerttext = new.text, alert_timestamp = new.at FROM new, old "
                 "WHERE m.id = new.id AND old.id = new.id RETURNING m.id), "
