@@ -146,7 +146,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
     app[appkeys.REPORTS] = Reports(
         store, state, monitors, rules, clock, stats, evaluator.after_report
     )
-    service = service_registry(state, stats, interval, store.stats)
+    service = service_registry(state, stats, interval, store.stats, lambda: lease.held)
     shape = Shape.of(state, rules.buckets, config.metrics.duration_histogram)
     app[appkeys.EXPOSITION] = Exposition(state, shape, service)
     add_routes(app)

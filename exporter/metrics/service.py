@@ -30,7 +30,9 @@ class ServiceCollector(Collector):
         stats: ServiceStats,
         evaluation_interval: float,
         store_stats: Callable[[], StoreStats],
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._leads = leads
         self._state = state
         self._stats = stats
         self._interval = evaluation_interval
@@ -65,6 +67,12 @@ class ServiceCollector(Collector):
             "Configured evaluation interval.",
             value=self._interval,
         )
+        yield GaugeMetricFamily(
+            P + "evaluation_leader",
+            "1 on the replica that runs the periodic evaluation pass and retention (it holds "
+            "the lease), else 0. Always 1 on SQLite.",
+            value=int(self._leads()),
+        )
         stats = self._stats
         if stats.evaluation_last is not None:
             yield GaugeMetricFamily(
@@ -98,7 +106,8 @@ class ServiceCollector(Collector):
         database = self._store_stats()
         yield GaugeMetricFamily(
             P + "database_size_bytes",
-            "Size of the SQLite database file with its WAL.",
+            "Size of the database: the SQLite file with its WAL, or the PostgreSQL database "
+            "(measured every minute).",
             value=database.size_bytes,
         )
         yield CounterMetricFamily(
@@ -118,10 +127,11 @@ def service_registry(
     stats: ServiceStats,
     evaluation_interval: float,
     store_stats: Callable[[], StoreStats],
+    leads: Callable[[], bool] = lambda: True,
 ) -> CollectorRegistry:
     """The service's own metrics with the standard process and platform collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(state, stats, evaluation_interval, store_stats))
+    registry.register(ServiceCollector(state, stats, evaluation_interval, store_stats, leads))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

@@ -74,6 +74,20 @@ async def test_a_schema_newer_than_this_version_is_refused(postgres_cluster: Clu
         await PostgresStore(url, "test").open()
 
 
+async def test_a_replica_waits_for_its_database_at_start(postgres_cluster: Cluster) -> None:
+    url = postgres_cluster.database()
+    name = url.rpartition("/")[2]
+    postgres_cluster.sql(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+    store = PostgresStore(url, "test")
+    opening = asyncio.create_task(store.open())
+    await asyncio.sleep(1.0)
+    assert not opening.done()
+    postgres_cluster.sql(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+    async with asyncio.timeout(FOLLOW_SECONDS):
+        await opening
+    await store.close()
+
+
 @postgresql_only
 async def test_the_password_never_reaches_the_logs(
     make_client: Factory, caplog: pytest.LogCaptureFixture

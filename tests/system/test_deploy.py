@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from exporter.config import ConfigError, DatabaseConfig, load_config, parse_config
+from exporter.config import load_config, parse_config
 from tests.support import ROOT
 from tests.support.processes import (
     SYSTEM_DEPS_HINT,
@@ -488,12 +488,6 @@ def test_the_replicas_config_is_the_image_config_but_for_the_database() -> None:
     assert config.metrics.require_auth is True
 
 
-@pytest.mark.xfail(
-    "url" not in DatabaseConfig.model_fields,
-    reason="database.url, pool_size and lease_seconds come with the PostgreSQL backend",
-    raises=ConfigError,
-    strict=True,
-)
 def test_the_replicas_config_loads_and_check_config_hides_the_password() -> None:
     env = env_file(REPLICAS[0])
     password = env["IM_DB_PASSWORD"]

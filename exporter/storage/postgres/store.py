@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import replace
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -86,6 +87,17 @@ _UNAVAILABLE = (
     asyncpg.ReadOnlySQLTransactionError,
     asyncpg.exceptions.InternalClientError,  # a connection cut in the middle of a call
 )
+
+
+# Refused at connect for now: the database does not exist yet (an init script creates it) or
+# does not take connections for the moment.
+_NOT_YET = (asyncpg.InvalidCatalogNameError, asyncpg.ObjectNotInPrerequisiteStateError)
+
+
+def _without(text: str, url: str) -> str:
+    """A driver's message, with the URL's password (should it appear) removed."""
+    password = urlsplit(url).password
+    return text.replace(password, "<redacted>") if password else text
 
 
 class SchemaTooNew(Exception):
@@ -179,12 +191,8 @@ class PostgresStore:
     # -- connections ------------------------------------------------------------------------
 
     async def open(self) -> None:
-        try:
-            conn = await asyncpg.connect(
-                self._url, timeout=self._command_timeout, server_settings=_named("migrate")
-            )
-        except _UNAVAILABLE as exc:
-            raise Unavailable(f"cannot connect to {self.description}: {exc}") from None
+        """Connect (waiting for a database that is not there yet), migrate, open the pool."""
+        conn = await self._first_connection()
         try:
             applied = await apply_migrations(conn)
         finally:
@@ -199,6 +207,27 @@ class PostgresStore:
             server_settings=_named("pool"),
         )
         self._size_task = asyncio.create_task(self._measure_size(), name="database-size")
+
+    async def _first_connection(self) -> asyncpg.Connection:
+        """Connect, retrying for as long as the database is away or starting (replicas may
+        start before it); a wrong password or a refused login fails at once."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncpg.connect(
+                    self._url, timeout=self._command_timeout, server_settings=_named("migrate")
+                )
+            except (*_UNAVAILABLE, *_NOT_YET) as exc:
+                delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
+                log.warning(
+                    "database %s: not reachable (%s: %s); trying again in %.1f s",
+                    self.description,
+                    type(exc).__name__,
+                    _without(str(exc), self._url),
+                    delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
 
     async def close(self) -> None:
         if self._size_task is not None:
@@ -295,7 +324,8 @@ class PostgresStore:
             except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
                 delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
                 if attempt == 0:
-                    log.warning("database %s: listening failed (%s)", self.description, exc)
+                    reason = _without(str(exc), self._url)
+                    log.warning("database %s: listening failed (%s)", self.description, reason)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
