@@ -304,3 +304,18 @@ async def test_every_table_and_column_of_the_sqlite_schema_is_copied(
     schema = {n: {r[1] for r in conn.execute(f"PRAGMA table_info({n})")} for n in names}
     conn.close()
     assert {t.name: set(t.columns) for t in from_sqlite.TABLES} == schema
+
+
+async def test_a_value_postgresql_cannot_take_fails_the_copy_and_writes_nothing(
+    postgres_cluster: Cluster, source: tuple[Path, dict[str, int]]
+) -> None:
+    """SQLite lets an INTEGER column hold text; PostgreSQL does not: say which table."""
+    path, ids = source
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE integration_monitor_batch SET no_created = 'many' WHERE id = ?",
+                 (ids["batch"],))  # fmt: skip
+    conn.close()
+    url = postgres_cluster.database()
+    with pytest.raises(MigrationFailed, match="copying integration_monitor_batch failed"):
+        await migrate(str(path), url)
+    assert _count(postgres_cluster, url, "integration_monitor") == 0

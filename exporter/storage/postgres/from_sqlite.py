@@ -187,6 +187,23 @@ async def _copy(
     except _DRIVER_ERRORS as exc:
         raise MigrationRefused(f"cannot create the schema: {exc}") from None
     started = time.monotonic()
+    try:
+        copied = await _copy_in_transaction(source, target, expected, expected_sums, chunk)
+    except _DRIVER_ERRORS as exc:  # the connection went, or COMMIT failed
+        raise MigrationFailed(
+            f"the database failed during the copy: {exc}; the transaction was not committed "
+            "(run migrate-db again: an empty target takes the copy, a full one is refused)"
+        ) from None
+    return Copied(copied, expected_sums, time.monotonic() - started)
+
+
+async def _copy_in_transaction(
+    source: sqlite3.Connection,
+    target: asyncpg.Connection,
+    expected: dict[str, int],
+    expected_sums: dict[str, float],
+    chunk: int,
+) -> dict[str, int]:
     names = ", ".join(t.name for t in TABLES)
     transaction = target.transaction()
     await transaction.start()
@@ -206,7 +223,7 @@ async def _copy(
             # lets any column hold any type).
             except (*_DRIVER_ERRORS, TypeError, ValueError) as exc:
                 raise MigrationFailed(
-                    f"copying {table.name} failed: {exc}; nothing was written"
+                    f"copying {table.name} failed: {exc}; nothing was copied"
                 ) from None
         copied = await _verify(target, expected, expected_sums)
     except BaseException:
@@ -214,7 +231,7 @@ async def _copy(
             await transaction.rollback()
         raise
     await transaction.commit()
-    return Copied(copied, expected_sums, time.monotonic() - started)
+    return copied
 
 
 async def _copy_table(
@@ -240,7 +257,7 @@ async def _verify(
         if found[name] != count:
             raise MigrationFailed(
                 f"verification failed: table {name} has {count} rows in SQLite but "
-                f"{found[name]} in PostgreSQL; nothing was written"
+                f"{found[name]} in PostgreSQL; nothing was copied"
             )
     sums = _counter_sums(
         await target.fetch(
@@ -252,6 +269,6 @@ async def _verify(
         if want is None or got is None or not math.isclose(want, got, rel_tol=1e-9):
             raise MigrationFailed(
                 f"verification failed: the counters of kind {kind!r} sum to {want} in SQLite "
-                f"but {got} in PostgreSQL; nothing was written"
+                f"but {got} in PostgreSQL; nothing was copied"
             )
     return found
