@@ -20,6 +20,8 @@ import yaml
 from bench.load import wrk_available
 from bench.plan import FULL, SCENARIOS, SMOKE
 from bench.processes import ServiceOptions, prometheus_binary, pushgateway_binary
+from bench.replicas import available as replicas_available
+from bench.replicas import replicas
 from bench.results import table, write_json
 from bench.scenarios import SCENARIO_FUNCTIONS, Bench
 
@@ -153,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "prometheus" in chosen and prometheus_binary() is None:
         print("prometheus: the prometheus binary is not installed; skipped", file=sys.stderr)
         chosen.remove("prometheus")
+    missing = replicas_available()
+    if "replicas" in chosen and missing:
+        print(f"replicas: {missing}; skipped", file=sys.stderr)
+        chosen.remove("replicas")
     tool = args.load_tool
     if tool == "auto":
         tool = "wrk" if wrk_available() else "python"
@@ -167,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in SCENARIOS:
             if name in chosen:
                 print(f"{name}:", flush=True)
-                SCENARIO_FUNCTIONS[name](bench)
+                {**SCENARIO_FUNCTIONS, "replicas": replicas}[name](bench)
     about["wall time"] = f"{time.perf_counter() - started:.0f} s"
     print()
     print("; ".join(f"{k}: {v}" for k, v in about.items()))

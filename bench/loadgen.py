@@ -6,7 +6,9 @@ gzip), scrape_every (one GET /metrics per interval, asking for gzip as Prometheu
 (time from a failed report's 2xx to its alert on /metrics), evaluate (POST /api/v1/evaluate
 while a /healthz probe measures event-loop stalls), push_groups (the service's per-monitor
 series pushed to Pushgateway, one group per monitor), prometheus (what a Prometheus server says
-about itself and its scrapes).
+about itself and its scrapes), put_monitors (create the benchmark's monitors through the API),
+propagation (a report on one replica until another shows it), failover (reports with an
+Idempotency-Key through the proxy, sent again after 502/503/504 or a cut connection).
 
 Answers are read as they come over the wire (no automatic decompression): a latency is the time
 to the last byte of what was sent, and sizes are bytes on the wire. Requests that do not ask
@@ -366,6 +368,120 @@ async def prometheus(session: aiohttp.ClientSession, a: Args) -> Args:
     return out
 
 
+async def put_monitors(session: aiohttp.ClientSession, a: Args) -> Args:
+    """Create `keys` batch monitors (`alert_interval` 60 min, as the seed's), 8 at a time."""
+    keys = [a["key_format"].format(i) for i in range(a["keys"])]
+    queue = iter(keys)
+
+    async def worker() -> None:
+        for key in queue:
+            body = {"name": key, "type": "batch", "alert_interval": 60}
+            async with session.put(f"{a['url']}/api/v1/monitors/{key}", json=body) as r:
+                await r.read()
+                if r.status not in (200, 201):
+                    raise RuntimeError(f"PUT monitor {key}: HTTP {r.status}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(8)))
+    return {"monitors": len(keys), "seconds": time.perf_counter() - started}
+
+
+async def _last_run_id(session: aiohttp.ClientSession, url: str) -> int | None:
+    async with session.get(url, headers=PLAIN) as r:
+        body = await r.read()
+        r.raise_for_status()
+    last = json.loads(body)["last_run"]
+    return None if last is None else int(last["id"])
+
+
+async def propagation(session: aiohttp.ClientSession, a: Args) -> Args:
+    """For each sample: report a batch on replica `a`, then poll replica `b`'s
+    GET /api/v1/monitors/{key} (its in-memory state, what its /metrics renders) every
+    `interval` seconds until that batch is its last run."""
+    latencies: list[float] = []
+    missed = polls = 0
+    for i in range(a["samples"]):
+        key = a["key_format"].format(i % a["keys"])
+        async with session.post(f"{a['a']}/api/v1/monitors/{key}/batches", json=BATCH) as r:
+            body = await r.read()
+            if r.status != 201:
+                raise RuntimeError(f"report for {key}: HTTP {r.status}")
+        acknowledged = time.perf_counter()
+        batch_id = int(json.loads(body)["batch"]["id"])
+        while True:
+            polls += 1
+            seen = await _last_run_id(session, f"{a['b']}/api/v1/monitors/{key}")
+            if seen is not None and seen >= batch_id:
+                latencies.append(time.perf_counter() - acknowledged)
+                break
+            if time.perf_counter() - acknowledged > a["timeout"]:
+                missed += 1
+                break
+            await asyncio.sleep(a["interval"])
+    return {**summary_ms(latencies), "missed": missed, "polls": polls}
+
+
+BATCH = {"logstatus": "ok", "no_created": 1}
+RETRIED = (502, 503, 504)  # the proxy's answers while a replica dies, and "not ready"
+
+
+async def failover(session: aiohttp.ClientSession, a: Args) -> Args:
+    """`clients` workers report batches with an Idempotency-Key each, as the client library
+    does, and send the same request again (same key) after a 502/503/504, a refused or cut
+    connection or a timeout, for up to `give_up` seconds. Returns the ids of the acknowledged
+    batches, the errors clients saw and when (seconds from the start)."""
+    keys = [a["key_format"].format(i) for i in range(a["keys"])]
+    counter = itertools.count()
+    latencies: list[float] = []
+    acknowledged: list[int] = []
+    errors: list[float] = []  # when each error was seen
+    unexpected: list[str] = []
+    gave_up = 0
+    started = time.perf_counter()
+    deadline = started + a["duration"]
+
+    async def worker() -> None:
+        nonlocal gave_up
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            url = f"{a['url']}/api/v1/monitors/{keys[n % len(keys)]}/batches"
+            headers = {"Idempotency-Key": f"{a['run']}-{n}"}
+            first = time.perf_counter()
+            while True:
+                try:
+                    async with session.post(url, json=BATCH, headers=headers) as r:
+                        body = await r.read()
+                        status = r.status
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    status, body = 0, repr(exc).encode()
+                if status in (200, 201):
+                    acknowledged.append(int(json.loads(body)["batch"]["id"]))
+                    latencies.append(time.perf_counter() - first)
+                    break
+                if status and status not in RETRIED:
+                    unexpected.append(f"HTTP {status}: {body[:200]!r}")
+                    break
+                errors.append(time.perf_counter() - started)
+                if time.perf_counter() - first > a["give_up"]:
+                    gave_up += 1
+                    break
+                await asyncio.sleep(a["retry_seconds"])
+
+    await asyncio.gather(*(worker() for _ in range(a["clients"])))
+    seconds = time.perf_counter() - started
+    return {
+        **summary_ms(latencies),
+        "seconds": seconds,
+        "ok": len(latencies),
+        "acknowledged": acknowledged,
+        "errors": len(errors),
+        "error_window_s": (max(errors) - min(errors)) if errors else 0.0,
+        "unexpected": len(unexpected),
+        "first_unexpected": unexpected[:3],
+        "gave_up": gave_up,
+    }
+
+
 MODES: dict[str, Callable[[aiohttp.ClientSession, Args], Awaitable[Args]]] = {
     "post": post,
     "scrapes": scrapes,
@@ -374,6 +490,9 @@ MODES: dict[str, Callable[[aiohttp.ClientSession, Args], Awaitable[Args]]] = {
     "evaluate": evaluate,
     "push_groups": push_groups,
     "prometheus": prometheus,
+    "put_monitors": put_monitors,
+    "propagation": propagation,
+    "failover": failover,
 }
 
 

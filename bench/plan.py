@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SCENARIOS = ("ingest", "scrape", "alert", "evaluation", "memory", "pushgateway", "prometheus")
+SCENARIOS = (
+    "ingest",
+    "scrape",
+    "alert",
+    "evaluation",
+    "memory",
+    "pushgateway",
+    "prometheus",
+    "replicas",
+)
 
 
 def key(index: int) -> str:
@@ -33,6 +42,8 @@ class Sizes:
     prometheus_monitors: int = 1_000
     prometheus_seconds: float = 60.0
     prometheus_interval: float = 1.0
+    propagation_samples: int = 200
+    pool_sizes: tuple[int, ...] = (2, 10, 30)  # PostgreSQL connections per replica; 10: default
 
     def with_duration(self, duration: float | None) -> Sizes:
         return self if duration is None else replace(self, duration=duration)
@@ -57,4 +68,6 @@ SMOKE = Sizes(
     push_scrapes=3,
     prometheus_monitors=20,
     prometheus_seconds=3.0,
+    propagation_samples=5,
+    pool_sizes=(2, 10),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,8 @@ from typing import Any
 import yaml
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
+HAPROXY_CONFIG = ROOT / "deploy" / "proxy" / "haproxy.cfg"  # the replicas profile's proxy
 PUSHGATEWAY = "prometheus-pushgateway"
 PROMETHEUS = "prometheus"
 
@@ -160,15 +163,19 @@ def schema_of(options: ServiceOptions) -> Callable[[Path], None] | None:
 
 
 @contextlib.contextmanager
-def service(workdir: Path, database: Path, options: ServiceOptions) -> Iterator[Running]:
-    """The service on `database`, listening on a free loopback port, stopped on exit."""
+def service(
+    workdir: Path, database: Path | str, options: ServiceOptions, **overrides: Any
+) -> Iterator[Running]:
+    """The service on `database` (an SQLite file, or a PostgreSQL URL), listening on a free
+    loopback port, stopped on exit. `overrides` are more `database.NAME` settings."""
     port = free_port()
     config = workdir / f"service-{port}.yaml"
+    where = {"url": database} if isinstance(database, str) else {"path": str(database)}
     config.write_text(
         yaml.safe_dump(
             {
                 "server": {"host": HOST, "port": port},
-                "database": {"path": str(database), **options.database},
+                "database": {**where, **options.database, **overrides},
             }
         )
     )
@@ -180,6 +187,35 @@ def service(workdir: Path, database: Path, options: ServiceOptions) -> Iterator[
         f"service-{port}", command, url + "/healthz", workdir, options.startup_timeout, env
     ) as (process, started_in):
         yield Running("service", url, process, started_in)
+
+
+def haproxy_binary() -> str | None:
+    """Debian's haproxy is in /usr/sbin, which a user's PATH may lack."""
+    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return found if Path(found).exists() else None
+
+
+@contextlib.contextmanager
+def haproxy(workdir: Path, replicas: Sequence[Running]) -> Iterator[Running]:
+    """The shipped proxy config (deploy/proxy/haproxy.cfg) on a free loopback port, its servers
+    pointed at `replicas`; ready once a request through it reaches a ready replica."""
+    binary = haproxy_binary()
+    if binary is None:
+        raise RuntimeError("haproxy is not installed")
+    port = free_port()
+    text = HAPROXY_CONFIG.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^(\s*bind) :\d+", rf"\1 {HOST}:{port}", text)
+    servers = re.findall(r"(?m)^\s*server \S+ (\S+)", text)
+    if len(servers) < len(replicas):
+        raise RuntimeError(f"{HAPROXY_CONFIG} names {len(servers)} servers, not {len(replicas)}")
+    for address, replica in zip(servers, replicas, strict=False):
+        text = text.replace(f" {address}", " " + replica.url.removeprefix("http://"), 1)
+    config = workdir / f"haproxy-{port}.cfg"
+    config.write_text(text, encoding="utf-8")
+    url = f"http://{HOST}:{port}"
+    command = [binary, "-db", "-f", str(config)]
+    with _process(f"haproxy-{port}", command, url + "/readyz", workdir, 60) as (process, started):
+        yield Running("haproxy", url, process, started)
 
 
 def pushgateway_binary() -> str | None:

@@ -1,4 +1,5 @@
-"""The seven scenarios. Each starts its own service on a freshly seeded database and adds rows."""
+"""Seven of the scenarios (the eighth is bench.replicas). Each starts its own service on a
+freshly seeded database and adds rows."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.plan import SCENARIOS
 from bench.processes import prometheus_binary, pushgateway_binary
+from bench.replicas import available as replicas_unavailable
 from tests.support import ROOT
 
 
@@ -24,7 +25,11 @@ def test_smoke_run_reports_every_scenario_with_numbers(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    installed = {"pushgateway": pushgateway_binary(), "prometheus": prometheus_binary()}
+    installed = {
+        "pushgateway": pushgateway_binary(),
+        "prometheus": prometheus_binary(),
+        "replicas": replicas_unavailable() is None,  # PostgreSQL and haproxy
+    }
     expected = [s for s in SCENARIOS if installed.get(s, "yes")]
     assert sorted({r["scenario"] for r in rows}) == sorted(expected)
     for row in rows:
@@ -37,6 +42,8 @@ def test_smoke_run_reports_every_scenario_with_numbers(tmp_path: Path) -> None:
     assert any("gzip asked" in m for m in measurements if m.startswith("/metrics")), measurements
     if prometheus_binary():
         assert any(m.startswith("prometheus_tsdb_head_series") for m in measurements)
+    if installed["replicas"]:
+        assert "acknowledged reports missing from the database" in measurements
     assert "| scenario" in done.stdout
 
 
