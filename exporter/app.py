@@ -103,7 +103,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def open_store(database: DatabaseConfig) -> Store:
     """The store the config names: PostgreSQL for a URL, else the SQLite file."""
     if database.url:
-        return PostgresStore(database.url, database.location, database.pool_size)
+        return PostgresStore(
+            database.url, database.location, database.pool_size, database.max_group_size
+        )
     return SqliteStore(database.path, database.max_group_size, database.synchronous)
 
 

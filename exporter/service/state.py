@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.core.counters import SUCCESS, CounterDelta, merge
 from exporter.core.evaluation import Evaluation, severity_of
@@ -82,6 +82,16 @@ class State:
             self._keys_by_id[monitor.id] = monitor.integration_key
             self.membership += 1
         else:
+            held = ms.monitor
+            if (held.alert_timestamp or 0.0) > (monitor.alert_timestamp or 0.0):
+                # This evaluation is newer than the stored one (its save may still be on its
+                # way, or another replica's write read before it): keep it.
+                monitor = replace(
+                    monitor,
+                    alertstatus=held.alertstatus,
+                    alerttext=held.alerttext,
+                    alert_timestamp=held.alert_timestamp,
+                )
             ms.monitor = monitor
             ms.configured += 1
             ms.version += 1

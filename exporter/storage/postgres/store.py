@@ -16,12 +16,13 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 
 from exporter.core.counters import LATEST, CounterDelta
 from exporter.core.errors import (
@@ -48,6 +49,7 @@ from exporter.storage.interface import (
     Stored,
     StoreStats,
 )
+from exporter.storage.postgres.group import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,11 @@ def _without(text: str, url: str) -> str:
 
 class SchemaTooNew(Exception):
     """The database was migrated by a newer version of the service: refuse to start."""
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A record's fields by name, for a report's JSON (slotted dataclasses have no __dict__)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
@@ -176,7 +183,12 @@ class PostgresStore:
     """The PostgreSQL store (see `exporter.storage.interface.Store`)."""
 
     def __init__(
-        self, url: str, description: str, pool_size: int = 10, command_timeout: float = 30.0
+        self,
+        url: str,
+        description: str,
+        pool_size: int = 10,
+        max_group: int = 500,
+        command_timeout: float = 30.0,
     ) -> None:
         self._url = url
         self.description = description  # the URL without its password
@@ -187,6 +199,7 @@ class PostgresStore:
         self._commits = 0
         self._size = 0
         self._size_task: asyncio.Task[None] | None = None
+        self._writer = GroupWriter(self._write_group, max_group)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -230,6 +243,7 @@ class PostgresStore:
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:
+        await self._writer.close()
         if self._size_task is not None:
             self._size_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -292,7 +306,8 @@ class PostgresStore:
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     def stats(self) -> StoreStats:
-        return StoreStats(self._size, self._commits, self._commits)
+        other = self._commits - self._writer.groups  # monitor changes, evaluations...
+        return StoreStats(self._size, self._commits, self._writer.writes + other)
 
     async def _measure_size(self) -> None:
         while True:
@@ -499,57 +514,49 @@ class PostgresStore:
 
     # -- reports ----------------------------------------------------------------------------
 
-    def _report_args(
+    async def _write_group(self, ops: list[dict[str, Any]]) -> list[asyncpg.Record]:
+        """Store a group of reports in one transaction (the schema's `im_write`)."""
+        rows: list[asyncpg.Record] = await self._all(
+            "SELECT * FROM im_write($1::jsonb, $2, $3)",
+            orjson.dumps(ops).decode(),
+            self.replica,
+            CORRECTIONS_KEPT,
+        )
+        self._commits += 1
+        return rows
+
+    async def _report(
         self,
-        monitor_id: int,
+        op: dict[str, Any],
+        key: str,
         truncated: tuple[str, ...],
         idempotency: Idempotency | None,
         deltas: Sequence[CounterDelta],
-    ) -> list[Any]:
-        """The arguments every report function ends with: key, counters, notice."""
-        counters = merged(deltas)
-        i = idempotency
-        return [
-            None if i is None else i.key,
-            None if i is None else i.token,
-            None if i is None else i.fingerprint,
-            json.dumps(list(truncated)),
-            [k for k, _ in counters],
-            [n for _, n in counters],
-            list(counters.values()),
-            f"{self.replica} {monitor_id}",
-        ]
-
-    async def _report(
-        self, function: str, args: Sequence[Any], key: str, idempotency: Idempotency | None
     ) -> tuple[int, bool, tuple[str, ...]] | None:
-        """Call a report function: (id, replayed, truncated of the replayed report), or None
-        when it stored nothing (a compare and set that found the batch changed)."""
-        resource = "log" if function == "im_create_log" else "batch"
-        marks = ", ".join(f"${i}" for i in range(1, len(args) + 1))
-        try:
-            rows = await self._write(f"SELECT * FROM {function}({marks})", *args)
-        except asyncpg.ForeignKeyViolationError as exc:
-            if "monitor_id" in (exc.constraint_name or ""):
-                raise MonitorNotFound(key) from None  # deleted meanwhile: as if a moment later
-            raise
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate == "IM404":
-                raise BatchNotFound(args[1], "batch_id") from None
-            if exc.sqlstate == "IM409":
-                raise BatchOfOtherMonitor(args[1]) from None
-            raise
-        if not rows:
+        """Store one report in the next group: (id, replayed, truncated of the replayed
+        report), or None when a change found its batch changed meanwhile."""
+        i = idempotency
+        op["key"] = None if i is None else i.key
+        op["token"] = None if i is None else i.token
+        op["fingerprint"] = None if i is None else i.fingerprint
+        op["truncated"] = json.dumps(list(truncated))
+        op["counters"] = [[k, n, d] for (k, n), d in merged(deltas).items()]
+        row = await self._writer.run(op)
+        error = row["error"]
+        if error == "changed":
             return None
-        row = rows[0]
+        if error == "monitor":
+            raise MonitorNotFound(key)  # deleted meanwhile: as if a moment later
+        if error == "batch_not_found":
+            raise BatchNotFound(op["batch_id"], "batch_id")
+        if error == "batch_of_other":
+            raise BatchOfOtherMonitor(op["batch_id"])
         if not row["replayed"]:
             return int(row["id"]), False, ()
         assert idempotency is not None
-        found = replayed(
-            (row["fingerprint"], row["resource"], row["id"], row["truncated"]),
-            idempotency,
-            resource,
-        )
+        earlier = (row["fingerprint"], row["resource"], row["id"], row["truncated"])
+        resource = "log" if op["op"] == "log" else "batch"
+        found = replayed(earlier, idempotency, resource)
         assert found is not None
         return found[0], True, found[1]
 
@@ -564,12 +571,8 @@ class PostgresStore:
         deltas: Sequence[CounterDelta],
     ) -> Stored[Batch]:
         n = new
-        args = [
-            monitor_id, n.logstatus, n.integrationid, n.starttime, n.endtime, n.duration,
-            n.no_created, n.no_updated, n.no_deleted, n.logtext, n.errormsg, now,
-            *self._report_args(monitor_id, truncated, idempotency, deltas),
-        ]  # fmt: skip
-        done = await self._report("im_create_batch", args, key, idempotency)
+        op = {"op": "batch", "monitor": monitor_id, "now": now, **_fields(n)}
+        done = await self._report(op, key, truncated, idempotency, deltas)
         assert done is not None
         batch_id, replay, cut = done
         if replay:
@@ -595,19 +598,17 @@ class PostgresStore:
         deltas: Sequence[CounterDelta],
         correction: Correction | None,
     ) -> Stored[Batch] | None:
-        o, n, c = old, new, correction
-        args = [
-            o.id, o.monitor_id,
-            o.logstatus, o.endtime, o.no_created, o.no_updated, o.no_deleted, o.updated_at,
-            o.integrationid, o.logtext, o.errormsg,
-            n.logstatus, n.integrationid, n.endtime, n.duration, n.no_created, n.no_updated,
-            n.no_deleted, n.logtext, n.errormsg, n.updated_at,
-            *self._report_args(o.monitor_id, truncated, idempotency, deltas),
-            None if c is None else c.token, None if c is None else c.old_status,
-            None if c is None else c.new_status, None if c is None else c.changes,
-            CORRECTIONS_KEPT,
-        ]  # fmt: skip
-        done = await self._report("im_update_batch", args, old.integration_key, idempotency)
+        c = correction
+        op = {
+            "op": "update",
+            "monitor": old.monitor_id,
+            "id": old.id,
+            "now": new.updated_at,
+            "old": _fields(old),
+            "new": _fields(new),
+            "correction": None if c is None else _fields(c),
+        }
+        done = await self._report(op, old.integration_key, truncated, idempotency, deltas)
         if done is None:
             return None
         batch_id, replay, cut = done
@@ -626,11 +627,8 @@ class PostgresStore:
         deltas: Sequence[CounterDelta],
     ) -> Stored[Log]:
         n = new
-        args = [
-            monitor_id, n.batch_id, n.logstatus, n.integrationid, n.logtext, n.errormsg,
-            n.message, now, *self._report_args(monitor_id, truncated, idempotency, deltas),
-        ]  # fmt: skip
-        done = await self._report("im_create_log", args, key, idempotency)
+        op = {"op": "log", "monitor": monitor_id, "now": now, **_fields(n)}
+        done = await self._report(op, key, truncated, idempotency, deltas)
         assert done is not None
         log_id, replay, cut = done
         if replay:

@@ -119,19 +119,6 @@ CREATE TABLE lease (
     expires_at timestamptz NOT NULL
 );
 
--- Counter increments (kind, name, delta), each pair at most once, in a stable order so that
--- concurrent reports of one monitor lock its counters in the same order. Kind 'latest' holds a
--- time and keeps the maximum (exporter.core.counters.keeps_maximum); the others add.
-CREATE FUNCTION im_add_counters(p_monitor bigint, p_kinds text[], p_names text[],
-                                p_deltas double precision[]) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO monitor_counter AS c (monitor_id, kind, name, value)
-    SELECT p_monitor, k, n, d FROM unnest(p_kinds, p_names, p_deltas) AS u (k, n, d)
-    ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = CASE
-        WHEN c.kind = 'latest' THEN greatest(c.value, excluded.value)
-        ELSE c.value + excluded.value END
-$$;
-
 -- An Idempotency-Key's earlier answer, if any. Taking the key's lock first makes a retry that
 -- reaches another replica while the first request is still being stored wait for it, then
 -- find it: the report is stored once.
@@ -146,139 +133,164 @@ BEGIN
         LIMIT 1;
 END $$;
 
-CREATE FUNCTION im_remember(p_monitor bigint, p_key text, p_token text, p_fingerprint text,
-                            p_resource text, p_id bigint, p_truncated text, p_now double precision)
-RETURNS void LANGUAGE sql AS $$
-    INSERT INTO idempotency_key (monitor_id, token, key, fingerprint, resource, resource_id,
-                                 truncated, created_at)
-    SELECT p_monitor, p_token, p_key, p_fingerprint, p_resource, p_id, p_truncated, p_now
-    WHERE p_key IS NOT NULL
-$$;
-
--- A new batch with its counters and Idempotency-Key, and the notice other replicas follow.
--- Returns the new id; or, for a key seen before, the earlier answer (replayed = true).
-CREATE FUNCTION im_create_batch(
-    p_monitor bigint, p_logstatus text, p_integrationid text, p_starttime double precision,
-    p_endtime double precision, p_duration double precision, p_created bigint,
-    p_updated bigint, p_deleted bigint, p_logtext text, p_errormsg text, p_now double precision,
-    p_key text, p_token text, p_fingerprint text, p_truncated text,
-    p_kinds text[], p_names text[], p_deltas double precision[], p_notice text)
-RETURNS TABLE (id bigint, replayed boolean, fingerprint text, resource text, truncated text)
+-- A group of reports in one transaction (one round trip, one commit, one NOTIFY): the replica
+-- sends whatever reports arrived while its previous group was committing. Each element of
+-- p_ops is one report:
+--   {"op": "batch", "monitor": id, "logstatus", "integrationid", "starttime", "endtime",
+--    "duration", "no_created", "no_updated", "no_deleted", "logtext", "errormsg", "now", ...}
+--   {"op": "log", "monitor": id, "batch_id", "logstatus", "integrationid", "logtext",
+--    "errormsg", "message", "now", ...}
+--   {"op": "update", "monitor": id, "id": batch id, "old": {the batch as read}, "new": {...},
+--    "correction": null or {"token", "old_status", "new_status", "changes"}, ...}
+-- each with "key", "token", "fingerprint", "truncated" (Idempotency-Key; key null: none) and
+-- "counters": [[kind, name, delta], ...]. One result row per report, in order: the new id;
+-- or an earlier answer for its key (replayed); or an error that concerns that report alone
+-- ('monitor': the monitor is gone, 'batch_not_found', 'batch_of_other', 'changed': the batch
+-- is no longer the one the change was decided on). Counter increments of the whole group are
+-- added at the end, in (monitor, kind, name) order: concurrent groups never lock them in
+-- opposite orders. Kind 'latest' holds a time and keeps the maximum
+-- (exporter.core.counters.keeps_maximum); the others add.
+CREATE FUNCTION im_write(p_ops jsonb, p_origin text, p_corrections_kept integer)
+RETURNS TABLE (i integer, id bigint, replayed boolean, fingerprint text, resource text,
+               truncated text, error text)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
+    op jsonb;
+    n integer := 0;
+    mid bigint;
+    op_kind text;
     earlier record;
     new_id bigint;
-BEGIN
-    IF p_key IS NOT NULL THEN
-        SELECT * INTO earlier FROM im_replay(p_monitor, p_key, p_token);
-        IF FOUND THEN
-            RETURN QUERY SELECT earlier.resource_id, true, earlier.fingerprint, earlier.resource,
-                earlier.truncated;
-            RETURN;
-        END IF;
-    END IF;
-    INSERT INTO integration_monitor_batch (monitor_id, logstatus, integrationid, starttime,
-        endtime, duration, no_created, no_updated, no_deleted, logtext, errormsg, created_at,
-        updated_at)
-    VALUES (p_monitor, p_logstatus, p_integrationid, p_starttime, p_endtime, p_duration,
-        p_created, p_updated, p_deleted, p_logtext, p_errormsg, p_now, p_now)
-    RETURNING integration_monitor_batch.id INTO new_id;
-    PERFORM im_remember(p_monitor, p_key, p_token, p_fingerprint, 'batch', new_id,
-                        p_truncated, p_now);
-    PERFORM im_add_counters(p_monitor, p_kinds, p_names, p_deltas);
-    PERFORM pg_notify('integration_monitor', p_notice);
-    RETURN QUERY SELECT new_id, false, NULL::text, NULL::text, NULL::text;
-END $$;
-
--- A new log; its batch must exist and belong to the same monitor (SQLSTATE IM404 / IM409).
-CREATE FUNCTION im_create_log(
-    p_monitor bigint, p_batch bigint, p_logstatus text, p_integrationid text, p_logtext text,
-    p_errormsg text, p_message text, p_now double precision,
-    p_key text, p_token text, p_fingerprint text, p_truncated text,
-    p_kinds text[], p_names text[], p_deltas double precision[], p_notice text)
-RETURNS TABLE (id bigint, replayed boolean, fingerprint text, resource text, truncated text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    earlier record;
     owner bigint;
-    new_id bigint;
+    c_mon bigint[] := '{}';
+    c_kind text[] := '{}';
+    c_name text[] := '{}';
+    c_delta double precision[] := '{}';
+    touched bigint[] := '{}';
+    payload text;
+    one bigint;
 BEGIN
-    IF p_key IS NOT NULL THEN
-        SELECT * INTO earlier FROM im_replay(p_monitor, p_key, p_token);
-        IF FOUND THEN
-            RETURN QUERY SELECT earlier.resource_id, true, earlier.fingerprint, earlier.resource,
-                earlier.truncated;
-            RETURN;
-        END IF;
-    END IF;
-    IF p_batch IS NOT NULL THEN
-        SELECT b.monitor_id INTO owner FROM integration_monitor_batch b WHERE b.id = p_batch;
+    FOR op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+        n := n + 1;
+        mid := (op->>'monitor')::bigint;
+        op_kind := op->>'op';
+        -- The monitor must exist, and stay until COMMIT (a delete waits for this lock).
+        PERFORM 1 FROM integration_monitor m WHERE m.id = mid FOR KEY SHARE;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'batch % not found', p_batch USING ERRCODE = 'IM404';
+            RETURN QUERY SELECT n, NULL::bigint, false, NULL::text, NULL::text, NULL::text,
+                'monitor'::text;
+            CONTINUE;
         END IF;
-        IF owner <> p_monitor THEN
-            RAISE EXCEPTION 'batch % is of another monitor', p_batch USING ERRCODE = 'IM409';
+        IF op->>'key' IS NOT NULL THEN
+            SELECT * INTO earlier FROM im_replay(mid, op->>'key', op->>'token');
+            IF FOUND THEN
+                RETURN QUERY SELECT n, earlier.resource_id, true, earlier.fingerprint,
+                    earlier.resource, earlier.truncated, NULL::text;
+                CONTINUE;
+            END IF;
         END IF;
-    END IF;
-    INSERT INTO integration_monitor_log (monitor_id, batch_id, logstatus, integrationid,
-        logtext, errormsg, message, created_at)
-    VALUES (p_monitor, p_batch, p_logstatus, p_integrationid, p_logtext, p_errormsg,
-        p_message, p_now)
-    RETURNING integration_monitor_log.id INTO new_id;
-    PERFORM im_remember(p_monitor, p_key, p_token, p_fingerprint, 'log', new_id,
-                        p_truncated, p_now);
-    PERFORM im_add_counters(p_monitor, p_kinds, p_names, p_deltas);
-    PERFORM pg_notify('integration_monitor', p_notice);
-    RETURN QUERY SELECT new_id, false, NULL::text, NULL::text, NULL::text;
-END $$;
-
--- Compare and set: the batch becomes the new values only if it still holds the old ones (a
--- change decided on what was read). Returns changed = false when it no longer does.
-CREATE FUNCTION im_update_batch(
-    p_id bigint, p_monitor bigint,
-    o_logstatus text, o_endtime double precision, o_created bigint, o_updated bigint,
-    o_deleted bigint, o_updated_at double precision, o_integrationid text, o_logtext text,
-    o_errormsg text,
-    n_logstatus text, n_integrationid text, n_endtime double precision,
-    n_duration double precision, n_created bigint, n_updated bigint, n_deleted bigint,
-    n_logtext text, n_errormsg text, n_updated_at double precision,
-    p_key text, p_token text, p_fingerprint text, p_truncated text,
-    p_kinds text[], p_names text[], p_deltas double precision[], p_notice text,
-    c_token text, c_old_status text, c_new_status text, c_changes text, c_kept integer)
-RETURNS TABLE (id bigint, replayed boolean, fingerprint text, resource text, truncated text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    earlier record;
-BEGIN
-    IF p_key IS NOT NULL THEN
-        SELECT * INTO earlier FROM im_replay(p_monitor, p_key, p_token);
-        IF FOUND THEN
-            RETURN QUERY SELECT earlier.resource_id, true, earlier.fingerprint, earlier.resource,
-                earlier.truncated;
-            RETURN;
+        IF op_kind = 'batch' THEN
+            INSERT INTO integration_monitor_batch (monitor_id, logstatus, integrationid,
+                starttime, endtime, duration, no_created, no_updated, no_deleted, logtext,
+                errormsg, created_at, updated_at)
+            VALUES (mid, op->>'logstatus', op->>'integrationid',
+                (op->>'starttime')::float8, (op->>'endtime')::float8,
+                (op->>'duration')::float8, (op->>'no_created')::bigint,
+                (op->>'no_updated')::bigint, (op->>'no_deleted')::bigint, op->>'logtext',
+                op->>'errormsg', (op->>'now')::float8, (op->>'now')::float8)
+            RETURNING integration_monitor_batch.id INTO new_id;
+        ELSIF op_kind = 'log' THEN
+            IF op->>'batch_id' IS NOT NULL THEN
+                SELECT b.monitor_id INTO owner FROM integration_monitor_batch b
+                    WHERE b.id = (op->>'batch_id')::bigint FOR KEY SHARE;
+                IF NOT FOUND OR owner <> mid THEN
+                    RETURN QUERY SELECT n, NULL::bigint, false, NULL::text, NULL::text,
+                        NULL::text,
+                        (CASE WHEN owner IS NULL THEN 'batch_not_found'
+                              ELSE 'batch_of_other' END)::text;
+                    owner := NULL;
+                    CONTINUE;
+                END IF;
+                owner := NULL;
+            END IF;
+            INSERT INTO integration_monitor_log (monitor_id, batch_id, logstatus,
+                integrationid, logtext, errormsg, message, created_at)
+            VALUES (mid, (op->>'batch_id')::bigint, op->>'logstatus', op->>'integrationid',
+                op->>'logtext', op->>'errormsg', op->>'message', (op->>'now')::float8)
+            RETURNING integration_monitor_log.id INTO new_id;
+        ELSE  -- 'update': compare and set
+            new_id := (op->>'id')::bigint;
+            UPDATE integration_monitor_batch b SET
+                logstatus = op->'new'->>'logstatus',
+                integrationid = op->'new'->>'integrationid',
+                endtime = (op->'new'->>'endtime')::float8,
+                duration = (op->'new'->>'duration')::float8,
+                no_created = (op->'new'->>'no_created')::bigint,
+                no_updated = (op->'new'->>'no_updated')::bigint,
+                no_deleted = (op->'new'->>'no_deleted')::bigint,
+                logtext = op->'new'->>'logtext',
+                errormsg = op->'new'->>'errormsg',
+                updated_at = (op->'new'->>'updated_at')::float8
+            WHERE b.id = new_id
+                AND b.logstatus = op->'old'->>'logstatus'
+                AND b.endtime IS NOT DISTINCT FROM (op->'old'->>'endtime')::float8
+                AND b.no_created = (op->'old'->>'no_created')::bigint
+                AND b.no_updated = (op->'old'->>'no_updated')::bigint
+                AND b.no_deleted = (op->'old'->>'no_deleted')::bigint
+                AND b.updated_at = (op->'old'->>'updated_at')::float8
+                AND b.integrationid = op->'old'->>'integrationid'
+                AND b.logtext = op->'old'->>'logtext'
+                AND b.errormsg = op->'old'->>'errormsg';
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT n, NULL::bigint, false, NULL::text, NULL::text,
+                    NULL::text, 'changed'::text;
+                CONTINUE;
+            END IF;
+            IF jsonb_typeof(op->'correction') = 'object' THEN
+                INSERT INTO batch_correction (batch_id, at, token, old_status, new_status,
+                    changes)
+                VALUES (new_id, (op->'new'->>'updated_at')::float8,
+                    op->'correction'->>'token', op->'correction'->>'old_status',
+                    op->'correction'->>'new_status', op->'correction'->>'changes');
+                DELETE FROM batch_correction WHERE batch_id = new_id AND batch_correction.id <= (
+                    SELECT c.id FROM batch_correction c WHERE c.batch_id = new_id
+                    ORDER BY c.id DESC LIMIT 1 OFFSET p_corrections_kept);
+            END IF;
         END IF;
+        IF op->>'key' IS NOT NULL THEN
+            INSERT INTO idempotency_key (monitor_id, token, key, fingerprint, resource,
+                resource_id, truncated, created_at)
+            VALUES (mid, op->>'token', op->>'key', op->>'fingerprint',
+                CASE WHEN op_kind = 'log' THEN 'log' ELSE 'batch' END, new_id, op->>'truncated',
+                (op->>'now')::float8);
+        END IF;
+        IF jsonb_array_length(op->'counters') > 0 THEN
+            SELECT c_mon || array_agg(mid), c_kind || array_agg(x->>0),
+                   c_name || array_agg(x->>1), c_delta || array_agg((x->>2)::float8)
+            INTO c_mon, c_kind, c_name, c_delta
+            FROM jsonb_array_elements(op->'counters') AS x;
+        END IF;
+        touched := touched || mid;
+        RETURN QUERY SELECT n, new_id, false, NULL::text, NULL::text, NULL::text, NULL::text;
+    END LOOP;
+    INSERT INTO monitor_counter AS c (monitor_id, kind, name, value)
+    SELECT u.m, u.k, u.nm, CASE WHEN u.k = 'latest' THEN max(u.d) ELSE sum(u.d) END
+    FROM unnest(c_mon, c_kind, c_name, c_delta) AS u (m, k, nm, d)
+    GROUP BY u.m, u.k, u.nm ORDER BY u.m, u.k, u.nm
+    ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = CASE
+        WHEN c.kind = 'latest' THEN greatest(c.value, excluded.value)
+        ELSE c.value + excluded.value END;
+    -- Tell the other replicas which monitors changed: "origin id id ...", under 8000 bytes.
+    payload := '';
+    FOR one IN SELECT DISTINCT t FROM unnest(touched) AS t LOOP
+        IF length(payload) > 7000 THEN
+            PERFORM pg_notify('integration_monitor', p_origin || payload);
+            payload := '';
+        END IF;
+        payload := payload || ' ' || one;
+    END LOOP;
+    IF payload <> '' THEN
+        PERFORM pg_notify('integration_monitor', p_origin || payload);
     END IF;
-    UPDATE integration_monitor_batch b SET logstatus = n_logstatus,
-        integrationid = n_integrationid, endtime = n_endtime, duration = n_duration,
-        no_created = n_created, no_updated = n_updated, no_deleted = n_deleted,
-        logtext = n_logtext, errormsg = n_errormsg, updated_at = n_updated_at
-    WHERE b.id = p_id AND b.logstatus = o_logstatus AND b.endtime IS NOT DISTINCT FROM o_endtime
-        AND b.no_created = o_created AND b.no_updated = o_updated AND b.no_deleted = o_deleted
-        AND b.updated_at = o_updated_at AND b.integrationid = o_integrationid
-        AND b.logtext = o_logtext AND b.errormsg = o_errormsg;
-    IF NOT FOUND THEN
-        RETURN;  -- no row: changed meanwhile
-    END IF;
-    IF c_token IS NOT NULL THEN
-        INSERT INTO batch_correction (batch_id, at, token, old_status, new_status, changes)
-        VALUES (p_id, n_updated_at, c_token, c_old_status, c_new_status, c_changes);
-        DELETE FROM batch_correction WHERE batch_id = p_id AND batch_correction.id <= (
-            SELECT c.id FROM batch_correction c WHERE c.batch_id = p_id
-            ORDER BY c.id DESC LIMIT 1 OFFSET c_kept);
-    END IF;
-    PERFORM im_remember(p_monitor, p_key, p_token, p_fingerprint, 'batch', p_id,
-                        p_truncated, n_updated_at);
-    PERFORM im_add_counters(p_monitor, p_kinds, p_names, p_deltas);
-    PERFORM pg_notify('integration_monitor', p_notice);
-    RETURN QUERY SELECT p_id, false, NULL::text, NULL::text, NULL::text;
 END $$;
