@@ -3,7 +3,8 @@
 The store's change feed names the monitors another replica changed (or asks for everything
 after an interruption); the follower reads those monitors again as stored, one snapshot each
 time, puts them in the state and re-evaluates them in memory. A monitor this replica changed
-itself while the read was under way is read once more: the read may predate that change.
+itself while the read was under way may be newer here than in the read: the newer of each side
+is kept (counters never go back), and it is read again a moment later for the exact values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from exporter.storage.interface import Store
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
+AGAIN_SECONDS = 0.02
 
 
 class Follower:
@@ -47,6 +49,9 @@ class Follower:
                 except Unavailable as exc:
                     log.warning("following other replicas: %s; retrying", exc)
                     await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                if pending:  # busy here too: let a few of this replica's writes pass first
+                    await asyncio.sleep(AGAIN_SECONDS)
 
     async def refresh(self, monitor_ids: Collection[int] | None) -> set[int]:
         """Read these monitors (None: all) as stored into the state; return those to read
@@ -63,9 +68,12 @@ class Follower:
             if ms is None and mid in before:
                 continue  # deleted here meanwhile
             if ms is not None and ms.version != before.get(mid):
-                again.add(mid)  # changed here meanwhile: the read may predate that
-                continue
-            ms = state.replace(row)
+                # Changed here meanwhile: the read may predate that change. Keep the newer of
+                # each side now, and read it again for the exact values.
+                ms = state.merge(row)
+                again.add(mid)
+            else:
+                ms = state.replace(row)
             self.refreshed += 1
             self._evaluate(ms)
         for mid in asked:  # asked for and not stored: deleted by another replica

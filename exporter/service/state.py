@@ -68,6 +68,27 @@ class State:
         ms.version += 1
         return ms
 
+    def merge(self, row: MonitorRuns) -> MonitorState:
+        """Take a monitor as stored by a read that this process's own writes overtook: keep
+        what is newer on either side. Counters only grow, so the larger value of each is
+        never more than the truth and never less than what was shown (a counter that went
+        back would read as a reset in Prometheus); the newer run wins."""
+        ms = self.put_monitor(row.monitor)
+        for kind, name, value in row.counters:
+            key = _counter_key(kind, name)
+            held = ms.counters.get(key)
+            if held is None or value > held:
+                ms.counters[key] = _shared(value)
+        latest, finished = _run(row.latest), _run(row.latest_finished)
+        if latest is not None and (ms.latest is None or latest.order > ms.latest.order):
+            ms.latest = latest
+        if finished is not None and (
+            ms.latest_finished is None or finished.order > ms.latest_finished.order
+        ):
+            ms.latest_finished = finished
+        ms.version += 1
+        return ms
+
     def get(self, key: str) -> MonitorState | None:
         return self.monitors.get(key)
 

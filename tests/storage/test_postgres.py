@@ -242,3 +242,44 @@ async def test_a_database_that_is_gone_is_503_with_retry_after(
 
 def test_the_store_is_chosen_by_the_url() -> None:
     assert isinstance(open_store(DatabaseConfig(url="postgresql://u@h/db")), PostgresStore)
+
+
+@postgresql_only
+async def test_both_replicas_busy_on_one_monitor_agree_and_never_count_back(
+    make_client: Factory,
+) -> None:
+    """Reports to one monitor through both replicas at once: each replica's follower reads
+    the monitor while its own writes go on. Its counters never go back (Prometheus would take
+    that for a reset), and once the reports stop both show every run."""
+    a, b = await _replicas(make_client)
+    await put_monitor(a, "crm")
+    await _until(lambda: b.app[appkeys.STATE].get("crm") is not None)
+    seen: dict[str, list[float]] = {"a": [], "b": []}
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            for name, replica in (("a", a), ("b", b)):
+                seen[name].append(_logs(replica))
+            await asyncio.sleep(0.001)
+
+    async def send(replica: Client, count: int) -> None:
+        for _ in range(count):
+            response = await replica.post("/api/v1/monitors/crm/logs", json={"message": "x"})
+            assert response.status == 201
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(*(send(replica, 50) for replica in (a, b, a, b)))
+    done.set()
+    await watcher
+    for name, values in seen.items():
+        assert values == sorted(values), f"replica {name} counted back"
+    assert max(seen["b"]) > 0
+    for replica in (a, b):
+        await _until(lambda replica=replica: _logs(replica) == 200)
+
+
+def _logs(client: Client) -> float:
+    labels = {"integration_key": "crm", "status": "ok"}
+    value = registry_of(client.app).get_sample_value("integration_monitor_logs_total", labels)
+    return value or 0.0

@@ -480,6 +480,13 @@ class PostgresStore:
         reasons = {t.monitor_id: t.reason for t in transitions}
         ids = [r[0] for r in results]
         async with self._conn() as conn, conn.transaction():
+            # Lock the rows first, in id order: two passes at once (a lease changing hands)
+            # then wait for each other instead of deadlocking.
+            await conn.execute(
+                "SELECT 1 FROM integration_monitor WHERE id = ANY($1::bigint[]) ORDER BY id "
+                "FOR NO KEY UPDATE",
+                ids,
+            )
             changed = await conn.fetch(
                 "WITH new AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], "
                 "$4::float8[], $5::text[]) AS n (id, status, text, at, reason)), "
