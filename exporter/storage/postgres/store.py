@@ -84,6 +84,10 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
+    # The pool resetting a connection the server cut mid-statement (PostgreSQL stopping or
+    # killed): "cannot switch to state ...". The connection is discarded; the caller retries
+    # (with its Idempotency-Key, a report that did commit is not stored twice).
+    asyncpg.InternalClientError,
 )
 
 
