@@ -135,6 +135,44 @@ def holds_lease(replica: Service) -> bool:
     return log.rfind(HOLDING) > log.rfind("no longer holding the evaluation lease")
 
 
+@dataclass
+class Load:
+    """Threads sending reports through the proxy, retrying like the client library: the same
+    Idempotency-Key on 502, 503 and no answer, until acknowledged."""
+
+    url: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    acknowledged: dict[str, str] = field(default_factory=dict)  # logtext -> logstatus
+    errors: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), what)
+    refused: list[Answer] = field(default_factory=list)  # 4xx: a bug, never retried
+    unfinished: int = 0  # given up on after too many retries
+
+    def run(self, thread: int) -> None:
+        for number in range(1_000_000):
+            if self.stop.is_set():
+                return
+            text = f"t{thread}-{number}-{uuid.uuid4().hex[:8]}"
+            status = "error" if number % 4 == 0 else "ok"
+            for _ in range(50):
+                answer = report(self.url, text, status)
+                if 200 <= answer.status < 300:
+                    with self.lock:
+                        self.acknowledged[text] = status
+                    break
+                if answer.status not in (0, 502, 503, 504):
+                    with self.lock:
+                        self.refused.append(answer)
+                    break
+                what = f"{answer.status} {answer.body[:80]}" if answer.status else answer.body[:60]
+                with self.lock:
+                    self.errors.append((time.monotonic(), what))
+                time.sleep(0.1)
+            else:
+                with self.lock:
+                    self.unfinished += 1
+
+
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:
     """A cluster of the test's own, which the test stops or kills. Durable: with the session
@@ -176,6 +214,8 @@ def test_postgresql_down_gives_503_and_back_loses_nothing_acknowledged(
     tmp_path: Path, own_cluster: Cluster, fault: str
 ) -> None:
     replica = Service(tmp_path, yaml.safe_dump(CONFIG), database=own_cluster.database())
+    # Reports in flight when PostgreSQL goes, retried until it is back.
+    load = Load(replica.url)
     try:
         create_monitor(replica)
         acknowledged: list[str] = []
@@ -190,6 +230,10 @@ def test_postgresql_down_gives_503_and_back_loses_nothing_acknowledged(
 
         first = attempt()
         assert first.status == 201, first
+        threads = [threading.Thread(target=load.run, args=(n,), daemon=True) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
 
         if fault == "stop":
             own_cluster.stop()
@@ -228,17 +272,26 @@ def test_postgresql_down_gives_503_and_back_loses_nothing_acknowledged(
             replica.processes,
         )
         accepted_after = time.monotonic() - back_at
+        time.sleep(0.5)
+        load.stop.set()
+        for thread in threads:
+            thread.join(timeout=60.0)
+        assert not any(thread.is_alive() for thread in threads), "the load did not stop"
+        assert not load.refused, load.refused[:5]
+        acknowledged += load.acknowledged
 
         stored = Counter(log["logtext"] for log in stored_logs(replica.url))
         missing = [text for text in acknowledged if stored[text] != 1]
         assert not missing, f"acknowledged, not stored once: {missing} (stored: {stored})"
-        assert sum(stored.values()) == len(acknowledged), stored
+        # A report refused or unanswered may or may not be stored, but never twice.
+        assert max(stored.values()) == 1, stored
         print(
             f"\nPostgreSQL {fault}: ready {ready_after:.2f} s and accepting "
             f"{accepted_after:.2f} s after it was back; {len(acknowledged)} acknowledged, "
-            "all stored"
+            f"all stored; the load retried {len(load.errors)} times, gave up {load.unfinished}"
         )
     finally:
+        load.stop.set()
         replica.stop()
 
 
@@ -247,7 +300,9 @@ def test_postgresql_down_gives_503_and_back_loses_nothing_acknowledged(
 
 def haproxy_config(port: int, replicas: list[Service]) -> str:
     """The shipped proxy's settings (deploy/proxy/haproxy.cfg), on 127.0.0.1 and checking
-    every half second, so the test is short."""
+    every half second, so the test is short. A check still has the shipped 2 s to answer (its
+    `inter`): under this load a replica's /readyz can take over half a second here, and
+    HAProxy would take the survivor out too."""
     servers = "\n".join(
         f"    server r{n} 127.0.0.1:{replica.port}" for n, replica in enumerate(replicas)
     )
@@ -258,6 +313,7 @@ defaults
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    timeout check 2s
     retries 1
     option redispatch 1
     retry-on conn-failure empty-response response-timeout
@@ -277,44 +333,6 @@ backend replicas
     default-server check inter 500ms fall 2 rise 2
 {servers}
 """
-
-
-@dataclass
-class Load:
-    """Threads sending reports through the proxy, retrying like the client library: the same
-    Idempotency-Key on 502, 503 and no answer, until acknowledged."""
-
-    url: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    acknowledged: dict[str, str] = field(default_factory=dict)  # logtext -> logstatus
-    errors: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), what)
-    refused: list[Answer] = field(default_factory=list)  # 4xx: a bug, never retried
-    unfinished: int = 0  # given up on after too many retries
-
-    def run(self, thread: int) -> None:
-        for number in range(1_000_000):
-            if self.stop.is_set():
-                return
-            text = f"t{thread}-{number}-{uuid.uuid4().hex[:8]}"
-            status = "error" if number % 4 == 0 else "ok"
-            for _ in range(50):
-                answer = report(self.url, text, status)
-                if 200 <= answer.status < 300:
-                    with self.lock:
-                        self.acknowledged[text] = status
-                    break
-                if answer.status not in (0, 502, 503, 504):
-                    with self.lock:
-                        self.refused.append(answer)
-                    break
-                what = f"{answer.status} {answer.body[:80]}" if answer.status else answer.body[:60]
-                with self.lock:
-                    self.errors.append((time.monotonic(), what))
-                time.sleep(0.1)
-            else:
-                with self.lock:
-                    self.unfinished += 1
 
 
 def test_sigkill_of_the_lease_holder_under_load_loses_nothing_and_the_other_takes_over(
@@ -343,12 +361,16 @@ def test_sigkill_of_the_lease_holder_under_load_loses_nothing_and_the_other_take
         evaluations_before = evaluations_total(survivor.url)
 
         load = Load(proxy)
-        threads = [threading.Thread(target=load.run, args=(n,)) for n in range(THREADS)]
+        threads = [
+            threading.Thread(target=load.run, args=(n,), daemon=True) for n in range(THREADS)
+        ]
         for thread in threads:
             thread.start()
         try:
             time.sleep(LOAD_BEFORE_KILL)
             before_kill = len(load.acknowledged)
+            # Only the holder runs the periodic pass (and counts it).
+            assert evaluations_total(survivor.url) == evaluations_before
             killed.process.kill()
             killed_at = time.monotonic()
             killed.wait(timeout=10.0)
