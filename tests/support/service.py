@@ -1,6 +1,7 @@
 """The real service as a subprocess, for the tests that need one.
 
-`Service`: `python -m exporter serve` on a temporary database, started with `Processes` and
+`Service`: `python -m exporter serve` on a temporary database (or the one it is given: an SQLite
+file or a PostgreSQL URL, for replicas sharing one), started with `Processes` and
 waited for on /readyz with `wait_for` (tests/support/processes.py), with what the tests ask it
 directly.
 
@@ -27,7 +28,8 @@ class Service:
 
     It runs in `processes` when given (a test that runs Prometheus beside it, say), else in
     processes of its own; `stop` stops those. Monitors made by `new_monitor` get keys starting
-    with `key_prefix`.
+    with `key_prefix`. `database` is what `serve --database` takes (a file or a PostgreSQL URL);
+    by default a new SQLite file in `directory`.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class Service:
         key_prefix: str = "t-",
         log_level: str = "INFO",
         processes: Processes | None = None,
+        database: str | Path | None = None,
     ) -> None:
         self.token = token
         self._key_prefix = key_prefix
@@ -59,7 +62,7 @@ class Service:
                 "--port",
                 str(port),
                 "--database",
-                str(directory / "im.db"),
+                str(directory / "im.db" if database is None else database),
                 "--log-level",
                 log_level,
             ],

@@ -5,7 +5,9 @@ second; Prometheus scrapes it every second and evaluates the shipped rules; Aler
 the shipped deploy/alertmanager/alertmanager.yml (its receiver pointed at a webhook run by this
 test, its group timers shortened) and sends there. A failed batch must reach the receiver as a
 firing IntegrationMonitorError, and a good batch after it as the same alert resolved; five
-monitors that fail together must make one notification, not five.
+monitors that fail together must make one notification, not five. With two replicas on one
+PostgreSQL database, both scraped, they still make one notification listing each monitor once
+(the rules aggregate `instance` away), not one per replica.
 
 Two changes to the shipped files, for time only: the rules' `keep_firing_for: 10m` becomes 5s
 (the promtool tests cover what it does), and Alertmanager's group_wait and group_interval are
@@ -28,6 +30,7 @@ import pytest
 import yaml
 
 from tests.support import ROOT
+from tests.support.postgres import Cluster
 from tests.support.processes import (
     Processes,
     Prometheus,
@@ -115,9 +118,10 @@ class Receiver:
 
 @dataclass
 class Stack:
-    service: str
+    service: str  # the first replica (the only one but in the two-replica tests)
     prometheus: Prometheus
     processes: Processes
+    replicas: tuple[str, ...] = ()  # every replica's URL
 
     def rule_states(self) -> set[str]:
         """States (pending, firing) of ALERT for KEY in Prometheus now."""
@@ -151,7 +155,11 @@ def rules_for_the_test(tmp: Path) -> Path:
     return rules
 
 
-def prometheus_config(service_port: int, alertmanager_port: int, rules: Path) -> dict[str, Any]:
+def prometheus_config(
+    service_ports: list[int], alertmanager_port: int, rules: Path
+) -> dict[str, Any]:
+    """Scraping every replica; the external link goes to the first."""
+    service_port = service_ports[0]
     return {
         "global": {
             "scrape_interval": "1s",
@@ -164,7 +172,10 @@ def prometheus_config(service_port: int, alertmanager_port: int, rules: Path) ->
             "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
         },
         "scrape_configs": [
-            {"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{service_port}"]}]}
+            {
+                "job_name": JOB,
+                "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in service_ports]}],
+            }
         ],
     }
 
@@ -210,6 +221,52 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
+def start_stack(
+    tmp_path: Path, receiver: Receiver, processes: Processes, replicas: list[Service]
+) -> Stack:
+    """Alertmanager, and Prometheus scraping `replicas`, once it evaluates the rules and has
+    scraped the alert status of KEY from every replica."""
+    alertmanager_port = start_alertmanager(processes, tmp_path, receiver.url)
+    rules = rules_for_the_test(tmp_path)
+    prometheus = start_prometheus(
+        processes,
+        tmp_path,
+        prometheus_config([replica.port for replica in replicas], alertmanager_port, rules),
+    )
+    stack = Stack(replicas[0].url, prometheus, processes, tuple(r.url for r in replicas))
+    wait_for(
+        "Prometheus to load the rules",
+        lambda: ALERT in json.dumps(http("GET", f"{prometheus.url}/api/v1/rules")),
+        START_TIMEOUT,
+        processes,
+    )
+    wait_for(
+        "Prometheus to find Alertmanager",
+        lambda: http("GET", f"{prometheus.url}/api/v1/alertmanagers")["data"][
+            "activeAlertmanagers"
+        ],
+        START_TIMEOUT,
+        processes,
+    )
+    wait_for(
+        "a scrape of the monitor's alert status from every replica",
+        lambda: (
+            len(
+                {
+                    series["metric"]["instance"]
+                    for series in prometheus.query(
+                        f'integration_monitor_alert_status{{integration_key="{KEY}"}}'
+                    )
+                }
+            )
+            == len(replicas)
+        ),
+        START_TIMEOUT,
+        processes,
+    )
+    return stack
+
+
 @pytest.fixture
 def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
     assert RULES.exists(), f"{RULES} is missing"
@@ -218,35 +275,29 @@ def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
         service = Service(
             tmp_path, yaml.safe_dump(service_config(), sort_keys=False), processes=processes
         )
-        alertmanager_port = start_alertmanager(processes, tmp_path, receiver.url)
-        rules = rules_for_the_test(tmp_path)
-        prometheus = start_prometheus(
-            processes, tmp_path, prometheus_config(service.port, alertmanager_port, rules)
-        )
-        stack = Stack(service.url, prometheus, processes)
-        wait_for(
-            "Prometheus to load the rules",
-            lambda: ALERT in json.dumps(http("GET", f"{prometheus.url}/api/v1/rules")),
-            START_TIMEOUT,
-            processes,
-        )
-        wait_for(
-            "Prometheus to find Alertmanager",
-            lambda: http("GET", f"{prometheus.url}/api/v1/alertmanagers")["data"][
-                "activeAlertmanagers"
-            ],
-            START_TIMEOUT,
-            processes,
-        )
-        wait_for(
-            "a scrape of the monitor's alert status",
-            lambda: prometheus.query(
-                f'integration_monitor_alert_status{{integration_key="{KEY}"}}'
-            ),
-            START_TIMEOUT,
-            processes,
-        )
-        yield stack
+        yield start_stack(tmp_path, receiver, processes, [service])
+    finally:
+        processes.stop()
+
+
+@pytest.fixture
+def two_replicas(tmp_path: Path, receiver: Receiver, postgres_cluster: Cluster) -> Iterator[Stack]:
+    """The stack with two replicas of the service on one PostgreSQL database, both scraped."""
+    database = postgres_cluster.database()
+    processes = Processes()
+    try:
+        replicas = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            replicas.append(
+                Service(
+                    tmp_path / name,
+                    yaml.safe_dump(service_config(), sort_keys=False),
+                    processes=processes,
+                    database=database,
+                )
+            )
+        yield start_stack(tmp_path, receiver, processes, replicas)
     finally:
         processes.stop()
 
@@ -312,10 +363,9 @@ def test_failed_report_fires_and_good_report_resolves(stack: Stack, receiver: Re
         print(f"  {what:<42}{seconds:6.1f} s")
 
 
-def test_five_failing_monitors_make_one_notification(stack: Stack, receiver: Receiver) -> None:
-    """Grouped by alertname, job and team: one page for the team, listing the five monitors."""
-    for key in TEAM_KEYS:
-        stack.report(key, logstatus="error", errormsg="ERP database refuses connections")
+def one_team_notification(stack: Stack, receiver: Receiver) -> dict[str, Any]:
+    """The one notification of TEAM's group, after QUIET_AFTER with no second one; checked to
+    list each of TEAM_KEYS once, firing."""
 
     def team_notification() -> Notification:
         while not receiver.notifications.empty():
@@ -339,6 +389,40 @@ def test_five_failing_monitors_make_one_notification(stack: Stack, receiver: Rec
     keys = sorted(alert["labels"]["integration_key"] for alert in payload["alerts"])
     assert keys == TEAM_KEYS, payloads
     assert {alert["status"] for alert in payload["alerts"]} == {"firing"}
+    return payload
+
+
+def test_five_failing_monitors_make_one_notification(stack: Stack, receiver: Receiver) -> None:
+    """Grouped by alertname, job and team: one page for the team, listing the five monitors."""
+    for key in TEAM_KEYS:
+        stack.report(key, logstatus="error", errormsg="ERP database refuses connections")
+    one_team_notification(stack, receiver)
+
+
+def test_two_replicas_make_one_notification_not_one_per_replica(
+    two_replicas: Stack, receiver: Receiver
+) -> None:
+    """The failed reports go to either replica; both replicas show all five monitors failing
+    and Prometheus scrapes both, yet the team gets one page listing each monitor once."""
+    stack = two_replicas
+    for n, key in enumerate(TEAM_KEYS):
+        replica = stack.replicas[n % len(stack.replicas)]
+        http(
+            "POST",
+            f"{replica}/api/v1/monitors/{key}/batches",
+            {"logstatus": "error", "errormsg": "ERP database refuses connections"},
+        )
+    payload = one_team_notification(stack, receiver)
+    for alert in payload["alerts"]:
+        assert "instance" not in alert["labels"], alert
+    # Both replicas show the five failing to Prometheus: one page although two could page.
+    failing = stack.prometheus.query(
+        'integration_monitor_alert_status{integration_key=~"erp-.*", status="error"} == 1'
+    )
+    seen = sorted((s["metric"]["instance"], s["metric"]["integration_key"]) for s in failing)
+    instances = sorted({instance for instance, _ in seen})
+    assert len(instances) == len(stack.replicas), failing
+    assert seen == [(i, key) for i in instances for key in TEAM_KEYS], seen
 
 
 def test_shipped_inhibit_rules_in_a_real_alertmanager(tmp_path: Path, receiver: Receiver) -> None:

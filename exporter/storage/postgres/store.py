@@ -87,7 +87,10 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
-    asyncpg.exceptions.InternalClientError,  # a connection cut in the middle of a call
+    # The pool resetting a connection the server cut mid-statement (PostgreSQL stopping or
+    # killed): "cannot switch to state ...". The connection is discarded; the caller retries
+    # (with its Idempotency-Key, a report that did commit is not stored twice).
+    asyncpg.InternalClientError,
 )
 
 
