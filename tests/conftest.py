@@ -76,6 +76,18 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     return {"url": cluster.database()}
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def service_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """`serve --database` for the service a module's tests run as a process (the client's,
+    the browser's): a new SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path_factory.mktemp("db") / "im.db")
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    return cluster.database()
+
+
 @pytest.fixture
 async def make_client(tmp_path: Path, database: dict[str, str]) -> AsyncIterator[Factory]:
     """Start the real app (config sections as keyword arguments); closed at the end. Every

@@ -54,15 +54,17 @@ auth:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("service"))
+def service(tmp_path_factory: pytest.TempPathFactory, service_database: str) -> Iterator[Service]:
+    running = Service(tmp_path_factory.mktemp("service"), database=service_database)
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("secured"), SECURED_CONFIG, ADMIN_TOKEN)
+def secured(tmp_path_factory: pytest.TempPathFactory, service_database: str) -> Iterator[Service]:
+    running = Service(
+        tmp_path_factory.mktemp("secured"), SECURED_CONFIG, ADMIN_TOKEN, database=service_database
+    )
     yield running
     running.stop()
 

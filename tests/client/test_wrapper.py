@@ -30,8 +30,10 @@ auth:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("service"), key_prefix="w-")
+def service(tmp_path_factory: pytest.TempPathFactory, service_database: str) -> Iterator[Service]:
+    running = Service(
+        tmp_path_factory.mktemp("service"), key_prefix="w-", database=service_database
+    )
     yield running
     running.stop()
 

@@ -175,8 +175,8 @@ def seed(service: Service) -> None:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("web"))
+def service(tmp_path_factory: pytest.TempPathFactory, service_database: str) -> Iterator[Service]:
+    running = Service(tmp_path_factory.mktemp("web"), database=service_database)
     try:
         seed(running)
         yield running
