@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import fields
+from importlib import resources
 from typing import Any
 
 from exporter.core.counters import CounterDelta, merge
@@ -15,6 +16,34 @@ from exporter.storage.interface import Idempotency
 # The monitor's settings columns: named as the fields of MonitorSettings, in its order.
 SETTINGS = tuple(f.name for f in fields(MonitorSettings))
 CORRECTIONS_KEPT = 20  # per batch
+
+# The columns of each record, in the order of its dataclass (both schemas name them alike).
+MONITOR_COLS = (
+    f"m.id, m.integration_key, {', '.join('m.' + n for n in SETTINGS)}, "
+    "m.alertstatus, m.alerttext, m.alert_timestamp, m.created_at, m.updated_at"
+)
+BATCH_COLS = (
+    "b.id, b.monitor_id, m.integration_key, b.logstatus, b.integrationid, b.starttime, "
+    "b.endtime, b.duration, b.no_created, b.no_updated, b.no_deleted, b.logtext, b.errormsg, "
+    "b.created_at, b.updated_at"
+)
+LOG_COLS = (
+    "l.id, l.monitor_id, m.integration_key, l.batch_id, l.logstatus, l.integrationid, "
+    "l.logtext, l.errormsg, l.message, l.created_at"
+)
+BATCH_FROM = "integration_monitor_batch b JOIN integration_monitor m ON m.id = b.monitor_id"
+LOG_FROM = "integration_monitor_log l JOIN integration_monitor m ON m.id = l.monitor_id"
+
+
+def migrations(package: str) -> list[tuple[int, str]]:
+    """The numbered migration scripts shipped in `package`'s migrations folder, in order."""
+    folder = resources.files(package).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
 
 
 def replayed(

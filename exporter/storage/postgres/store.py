@@ -17,7 +17,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import fields, replace
-from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +40,18 @@ from exporter.core.records import (
     NewLog,
     Transition,
 )
-from exporter.storage.common import CORRECTIONS_KEPT, SETTINGS, merged, replayed
+from exporter.storage.common import (
+    BATCH_COLS,
+    BATCH_FROM,
+    CORRECTIONS_KEPT,
+    LOG_COLS,
+    LOG_FROM,
+    MONITOR_COLS,
+    SETTINGS,
+    merged,
+    replayed,
+)
+from exporter.storage.common import migrations as shared_migrations
 from exporter.storage.interface import (
     EvaluationRow,
     Idempotency,
@@ -60,21 +70,6 @@ LISTEN_CHECK_SECONDS = 5.0  # how often the listening connection is checked (hal
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 SIZE_SECONDS = 60.0
 
-_MONITOR_COLS = (
-    f"m.id, m.integration_key, {', '.join('m.' + n for n in SETTINGS)}, "
-    "m.alertstatus, m.alerttext, m.alert_timestamp, m.created_at, m.updated_at"
-)
-_BATCH_COLS = (
-    "b.id, b.monitor_id, m.integration_key, b.logstatus, b.integrationid, b.starttime, "
-    "b.endtime, b.duration, b.no_created, b.no_updated, b.no_deleted, b.logtext, b.errormsg, "
-    "b.created_at, b.updated_at"
-)
-_LOG_COLS = (
-    "l.id, l.monitor_id, m.integration_key, l.batch_id, l.logstatus, l.integrationid, "
-    "l.logtext, l.errormsg, l.message, l.created_at"
-)
-_BATCH_FROM = "integration_monitor_batch b JOIN integration_monitor m ON m.id = b.monitor_id"
-_LOG_FROM = "integration_monitor_log l JOIN integration_monitor m ON m.id = l.monitor_id"
 # A batch that could have happened: it did not start after it was received (clock skew allowed).
 _PLAUSIBLE = "x.starttime <= x.created_at + $1"
 # Driver errors that mean "the database is not there now": the caller gets 503 and retries.
@@ -128,14 +123,8 @@ def _log(row: Sequence[Any]) -> Log:
 
 
 def migrations() -> list[tuple[int, str]]:
-    """The numbered migration scripts shipped in this package, in order."""
-    folder = resources.files("exporter.storage.postgres").joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    """The numbered migration scripts of this store, in order."""
+    return shared_migrations("exporter.storage.postgres")
 
 
 async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
@@ -416,7 +405,7 @@ class PostgresStore:
                 f"updated_at) VALUES ($1, {marks}, ${n}, ${n}) ON CONFLICT (integration_key) DO "
                 "UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in SETTINGS)
-                + f", updated_at = excluded.updated_at RETURNING {_MONITOR_COLS}, "
+                + f", updated_at = excluded.updated_at RETURNING {MONITOR_COLS}, "
                 "(xmax = 0) AS created",
                 key,
                 *(getattr(settings, c) for c in SETTINGS),
@@ -430,7 +419,7 @@ class PostgresStore:
     async def patch_monitor(self, key: str, changes: dict[str, Any], now: float) -> Monitor:
         async with self._conn() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"SELECT {_MONITOR_COLS} FROM integration_monitor m "
+                f"SELECT {MONITOR_COLS} FROM integration_monitor m "
                 "WHERE m.integration_key = $1 FOR UPDATE",
                 key,
             )
@@ -440,7 +429,7 @@ class PostgresStore:
             sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(SETTINGS, start=2))
             new = await conn.fetchrow(
                 f"UPDATE integration_monitor m SET {sets}, updated_at = ${len(SETTINGS) + 2} "
-                f"WHERE m.integration_key = $1 RETURNING {_MONITOR_COLS}",
+                f"WHERE m.integration_key = $1 RETURNING {MONITOR_COLS}",
                 key,
                 *(getattr(settings, c) for c in SETTINGS),
                 now,
@@ -454,7 +443,7 @@ class PostgresStore:
         async with self._conn() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"DELETE FROM integration_monitor m WHERE m.integration_key = $1 "
-                f"RETURNING {_MONITOR_COLS}",
+                f"RETURNING {MONITOR_COLS}",
                 key,
             )
             if row is None:
@@ -466,7 +455,7 @@ class PostgresStore:
 
     async def list_monitors(self) -> list[Monitor]:
         rows = await self._all(
-            f"SELECT {_MONITOR_COLS} FROM integration_monitor m ORDER BY m.integration_key"
+            f"SELECT {MONITOR_COLS} FROM integration_monitor m ORDER BY m.integration_key"
         )
         return [_monitor(r) for r in rows]
 
@@ -642,7 +631,7 @@ class PostgresStore:
         assert done is not None
         log_id, replay, cut = done
         if replay:
-            rows = await self._all(f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.id = $1", log_id)
+            rows = await self._all(f"SELECT {LOG_COLS} FROM {LOG_FROM} WHERE l.id = $1", log_id)
             return Stored(_log(rows[0]), True, cut)
         entry = Log(
             log_id, monitor_id, key, n.batch_id, n.logstatus, n.integrationid, n.logtext,
@@ -663,12 +652,12 @@ class PostgresStore:
         return replayed(rows[0] if rows else None, idempotency, resource)
 
     async def get_batch(self, batch_id: int) -> Batch | None:
-        rows = await self._all(f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id = $1", batch_id)
+        rows = await self._all(f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE b.id = $1", batch_id)
         return _batch(rows[0]) if rows else None
 
     async def find_running_batch(self, monitor_id: int, integrationid: str) -> Batch | None:
         rows = await self._all(
-            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = $1 "
+            f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE b.monitor_id = $1 "
             "AND b.integrationid = $2 AND b.endtime IS NULL "
             "ORDER BY b.starttime DESC, b.id DESC LIMIT 1",
             monitor_id,
@@ -683,7 +672,7 @@ class PostgresStore:
         if before is not None:
             where += " AND (b.starttime, b.id) < ($3, $4)"
         rows = await self._all(
-            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE {where} "
+            f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE {where} "
             "ORDER BY b.starttime DESC, b.id DESC LIMIT $2",
             *params,
             limit,
@@ -711,7 +700,7 @@ class PostgresStore:
             params += [float(before[0]), int(before[1])]
             clauses.append(f"(l.created_at, l.id) < (${len(params) - 1}, ${len(params)})")
         rows = await self._all(
-            f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE {' AND '.join(clauses) or 'true'} "
+            f"SELECT {LOG_COLS} FROM {LOG_FROM} WHERE {' AND '.join(clauses) or 'true'} "
             "ORDER BY l.created_at DESC, l.id DESC LIMIT $1",
             *params,
         )
@@ -747,7 +736,7 @@ class PostgresStore:
             monitors = [
                 _monitor(r)
                 for r in await conn.fetch(
-                    f"SELECT {_MONITOR_COLS} FROM integration_monitor m WHERE {which} "
+                    f"SELECT {MONITOR_COLS} FROM integration_monitor m WHERE {which} "
                     "ORDER BY m.integration_key",
                     chosen,
                 )
@@ -763,7 +752,7 @@ class PostgresStore:
                 ("finished", "AND x.logstatus = ANY($3::text[])", (statuses,)),
             ):
                 for row in await conn.fetch(
-                    f"SELECT {_BATCH_COLS} FROM integration_monitor m CROSS JOIN LATERAL "
+                    f"SELECT {BATCH_COLS} FROM integration_monitor m CROSS JOIN LATERAL "
                     "(SELECT * FROM integration_monitor_batch x WHERE x.monitor_id = m.id "
                     f"{finished} AND x.starttime <= x.created_at + $2 "
                     f"ORDER BY x.starttime DESC, x.id DESC LIMIT 1) b "
@@ -775,7 +764,7 @@ class PostgresStore:
                     batch = _batch(row)
                     newest[(label, batch.monitor_id)] = batch
                 for row in await conn.fetch(
-                    f"SELECT {_LOG_COLS} FROM integration_monitor m CROSS JOIN LATERAL "
+                    f"SELECT {LOG_COLS} FROM integration_monitor m CROSS JOIN LATERAL "
                     "(SELECT * FROM integration_monitor_log x WHERE x.monitor_id = m.id "
                     f"{finished.replace('$3', '$2')} ORDER BY x.created_at DESC, x.id DESC "
                     f"LIMIT 1) l WHERE m.type = 'message' AND {which}",

@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
-from importlib import resources
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -32,7 +31,17 @@ from exporter.core.records import (
     NewLog,
     Transition,
 )
-from exporter.storage.common import CORRECTIONS_KEPT, SETTINGS, replayed
+from exporter.storage.common import (
+    BATCH_COLS,
+    BATCH_FROM,
+    CORRECTIONS_KEPT,
+    LOG_COLS,
+    LOG_FROM,
+    MONITOR_COLS,
+    SETTINGS,
+    replayed,
+)
+from exporter.storage.common import migrations as shared_migrations
 from exporter.storage.interface import (
     EvaluationRow,
     Idempotency,
@@ -46,25 +55,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_MONITOR_COLS = (
-    "m.id, m.integration_key, m.name, m.type, m.active, m.alert_interval, "
-    "m.alert_no_creates_deceeds, m.alert_no_updates_deceeds, m.alert_no_deletes_deceeds, "
-    "m.schedule, m.timezone, m.grace, m.max_runtime, m.team, m.severity, m.duration_histogram, "
-    "m.alertstatus, m.alerttext, m.alert_timestamp, m.created_at, m.updated_at"
-)
-_BATCH_COLS = (
-    "b.id, b.monitor_id, m.integration_key, b.logstatus, b.integrationid, b.starttime, "
-    "b.endtime, b.duration, b.no_created, b.no_updated, b.no_deleted, b.logtext, b.errormsg, "
-    "b.created_at, b.updated_at"
-)
-_LOG_COLS = (
-    "l.id, l.monitor_id, m.integration_key, l.batch_id, l.logstatus, l.integrationid, "
-    "l.logtext, l.errormsg, l.message, l.created_at"
-)
 # A batch that could have happened: it did not start after it was received (clock skew allowed).
 _PLAUSIBLE = "x.starttime <= x.created_at + ?"
-_BATCH_FROM = "integration_monitor_batch b JOIN integration_monitor m ON m.id = b.monitor_id"
-_LOG_FROM = "integration_monitor_log l JOIN integration_monitor m ON m.id = l.monitor_id"
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
@@ -85,14 +77,8 @@ def _log(row: Sequence[Any]) -> Log:
 
 
 def migrations() -> list[tuple[int, str]]:
-    """The numbered migration scripts shipped in exporter/migrations, in order."""
-    folder = resources.files("exporter.storage.sqlite").joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    """The numbered migration scripts of this store, in order."""
+    return shared_migrations("exporter.storage.sqlite")
 
 
 def apply_migrations(conn: sqlite3.Connection) -> list[int]:
@@ -245,7 +231,7 @@ class SqliteStore:
 
     async def list_monitors(self) -> list[Monitor]:
         rows = await self._all(
-            f"SELECT {_MONITOR_COLS} FROM integration_monitor m ORDER BY m.integration_key"
+            f"SELECT {MONITOR_COLS} FROM integration_monitor m ORDER BY m.integration_key"
         )
         return [_monitor(r) for r in rows]
 
@@ -491,15 +477,13 @@ class SqliteStore:
             raise _monitor_gone(key, exc) from None
 
     async def get_batch(self, batch_id: int) -> Batch | None:
-        rows = await self._all(
-            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id = ?", (batch_id,)
-        )
+        rows = await self._all(f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE b.id = ?", (batch_id,))
         return _batch(rows[0]) if rows else None
 
     async def find_running_batch(self, monitor_id: int, integrationid: str) -> Batch | None:
         """The newest batch of a monitor with this integrationid that has no endtime."""
         rows = await self._all(
-            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.monitor_id = ? "
+            f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE b.monitor_id = ? "
             "AND b.integrationid = ? AND b.endtime IS NULL "
             "ORDER BY b.starttime DESC, b.id DESC LIMIT 1",
             (monitor_id, integrationid),
@@ -515,7 +499,7 @@ class SqliteStore:
             where += " AND (b.starttime, b.id) < (?, ?)"
             params += [before[0], before[1]]
         rows = await self._all(
-            f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE {where} "
+            f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE {where} "
             "ORDER BY b.starttime DESC, b.id DESC LIMIT ?",
             [*params, limit],
         )
@@ -542,7 +526,7 @@ class SqliteStore:
             clauses.append("(l.created_at, l.id) < (?, ?)")
             params += [before[0], before[1]]
         rows = await self._all(
-            f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE {' AND '.join(clauses) or '1'} "
+            f"SELECT {LOG_COLS} FROM {LOG_FROM} WHERE {' AND '.join(clauses) or '1'} "
             "ORDER BY l.created_at DESC, l.id DESC LIMIT ?",
             [*params, limit],
         )
@@ -583,7 +567,7 @@ class SqliteStore:
         for which, finished in (("latest", ""), ("finished", done)):
             params = finished_statuses if finished else ()
             for row in await self._all(
-                f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id IN (SELECT (SELECT x.id "
+                f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE b.id IN (SELECT (SELECT x.id "
                 f"FROM integration_monitor_batch x WHERE x.monitor_id = m.id {finished} "
                 f"AND {_PLAUSIBLE} ORDER BY x.starttime DESC, x.id DESC LIMIT 1) "
                 "FROM integration_monitor m WHERE m.type = 'batch')",
@@ -592,7 +576,7 @@ class SqliteStore:
                 batch = _batch(row)
                 newest[(which, batch.monitor_id)] = batch
             for row in await self._all(
-                f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.id IN (SELECT (SELECT x.id "
+                f"SELECT {LOG_COLS} FROM {LOG_FROM} WHERE l.id IN (SELECT (SELECT x.id "
                 f"FROM integration_monitor_log x WHERE x.monitor_id = m.id {finished} "
                 "ORDER BY x.created_at DESC, x.id DESC LIMIT 1) FROM integration_monitor m "
                 "WHERE m.type = 'message')",
@@ -771,7 +755,7 @@ def _rowcount(sql: str, params: tuple[int, int], conn: sqlite3.Connection) -> in
 
 def _get_monitor(conn: sqlite3.Connection, key: str) -> Monitor:
     row = conn.execute(
-        f"SELECT {_MONITOR_COLS} FROM integration_monitor m WHERE m.integration_key = ?", (key,)
+        f"SELECT {MONITOR_COLS} FROM integration_monitor m WHERE m.integration_key = ?", (key,)
     ).fetchone()
     if row is None:
         raise MonitorNotFound(key)
@@ -780,7 +764,7 @@ def _get_monitor(conn: sqlite3.Connection, key: str) -> Monitor:
 
 def _get_batch(conn: sqlite3.Connection, batch_id: int) -> Batch:
     row = conn.execute(
-        f"SELECT {_BATCH_COLS} FROM {_BATCH_FROM} WHERE b.id = ?", (batch_id,)
+        f"SELECT {BATCH_COLS} FROM {BATCH_FROM} WHERE b.id = ?", (batch_id,)
     ).fetchone()
     if row is None:
         raise BatchNotFound(batch_id)
@@ -788,7 +772,7 @@ def _get_batch(conn: sqlite3.Connection, batch_id: int) -> Batch:
 
 
 def _get_log(conn: sqlite3.Connection, log_id: int) -> Log:
-    row = conn.execute(f"SELECT {_LOG_COLS} FROM {_LOG_FROM} WHERE l.id = ?", (log_id,)).fetchone()
+    row = conn.execute(f"SELECT {LOG_COLS} FROM {LOG_FROM} WHERE l.id = ?", (log_id,)).fetchone()
     assert row is not None
     return _log(row)
 
