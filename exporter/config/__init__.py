@@ -281,7 +281,8 @@ class Config(_Section):
         )
         database, given = self.database, server_or_db.get("database")
         if given:  # a file path, or a PostgreSQL URL
-            update = {"url": given} if is_database_url(given) else {"url": "", "path": given}
+            is_url = "://" in given  # a URL of another kind is refused, not taken for a file
+            update = {"url": given} if is_url else {"url": "", "path": given}
             try:
                 database = DatabaseConfig.model_validate({**database.model_dump(), **update})
             except ValidationError as exc:

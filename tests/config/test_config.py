@@ -270,3 +270,25 @@ def test_scheduled_monitors_and_their_mistakes_in_the_users_words() -> None:
         "to use an interval",
         "monitors[3].schedule: bad day-of-month field in '0 2 31 2 *'",
     ]
+
+
+def test_a_postgresql_url_selects_the_shared_store_and_never_shows_its_password() -> None:
+    env = {"IM_DB_PASSWORD": "s3cret:pw"}
+    config = parse_config(
+        {"database": {"url": "postgresql://im:${IM_DB_PASSWORD}@db:5432/im"}}, env=env
+    )
+    assert config.database.url == "postgresql://im:s3cret:pw@db:5432/im"
+    assert config.database.location == "postgresql://im:<redacted>@db:5432/im"
+    flagged = parse_config({}, env={}).with_overrides(database="postgres://im:pw@db/im")
+    assert flagged.database.url == "postgres://im:pw@db/im"
+    assert parse_config({}, env={}).with_overrides(database="/x.db").database.url == ""
+    for bad, message in (
+        ("mysql://im:topsecret@db/im", "is not a PostgreSQL URL"),
+        ("postgresql://im:topsecret@db:5432", "names no database"),
+    ):
+        errors = _errors({"database": {"url": bad}})
+        assert len(errors) == 1 and message in errors[0] and errors[0].startswith("database.url")
+        assert "topsecret" not in errors[0]
+        with pytest.raises(ConfigError) as refused:
+            parse_config({}, env={}).with_overrides(database=bad)
+        assert "topsecret" not in str(refused.value) and message in str(refused.value)
