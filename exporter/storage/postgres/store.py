@@ -86,6 +86,10 @@ _UNAVAILABLE = (
     # killed): "cannot switch to state ...". The connection is discarded; the caller retries
     # (with its Idempotency-Key, a report that did commit is not stored twice).
     asyncpg.InternalClientError,
+    # Two replicas' groups changing the same batches in opposite orders: PostgreSQL cancels
+    # one group; its reports were not stored and are sent again.
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
 )
 
 
