@@ -36,7 +36,6 @@ class Follower:
         self._evaluate = evaluate
         self._finished = list(finished_statuses)
         self._skew = max_clock_skew
-        self.refreshed = 0  # monitors read again (for tests and the service's metrics)
 
     async def run(self, feed: AsyncIterator[frozenset[int] | None]) -> None:
         """Follow the feed until it ends (never, for a shared database)."""
@@ -74,7 +73,6 @@ class Follower:
                 again.add(mid)
             else:
                 ms = state.replace(row)
-            self.refreshed += 1
             self._evaluate(ms)
         for mid in asked:  # asked for and not stored: deleted by another replica
             ms = state.by_id(mid)
