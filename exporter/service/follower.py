@@ -49,6 +49,11 @@ class Follower:
                     log.warning("following other replicas: %s; retrying", exc)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
+                except Exception:  # a bug must not end the following: read everything again
+                    log.exception("following other replicas failed; reading everything again")
+                    pending = None
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
                 if pending:  # busy here too: let a few of this replica's writes pass first
                     await asyncio.sleep(AGAIN_SECONDS)
 

@@ -348,7 +348,7 @@ class PostgresStore:
                 yield None
                 async for changed in self._notices(conn, notices):
                     yield changed
-            except _UNAVAILABLE:
+            except (*_UNAVAILABLE, asyncpg.PostgresError):  # (the session was ended, say)
                 pass
             finally:
                 with contextlib.suppress(Exception):
