@@ -32,6 +32,9 @@ class Lease:
             held = False
             if self.held:
                 log.warning("lost the %s lease: %s", NAME, exc)
+        except Exception:  # never believe it held when renewing it failed
+            held = False
+            log.exception("renewing the %s lease failed", NAME)
         if held and not self.held:
             log.info("holding the %s lease: this replica runs the periodic pass", NAME)
             self.held = True
