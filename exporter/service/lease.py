@@ -1,6 +1,7 @@
 """The lease on the periodic work: the evaluation pass and retention run on one replica at a
 time. The holder renews it every third of its length; when the holder dies, another replica
-takes it once it has expired (the database's clock decides, not the replicas')."""
+takes it once it has expired, within one lease length (the database's clock decides, not the
+replicas')."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ class Lease:
     async def renew(self) -> bool:
         """Take or renew the lease once; a database that does not answer means not held."""
         try:
-            held = await self._store.take_lease(NAME, self.seconds)
+            # Valid for two thirds, renewed every third: a dead holder's lease runs out at most
+            # 2/3 of `seconds` after it died, and the others look every third: taken over
+            # within `seconds`. One failed renewal is survived.
+            held = await self._store.take_lease(NAME, self.seconds * 2 / 3)
         except Unavailable as exc:
             held = False
             if self.held:
