@@ -5,7 +5,8 @@ idempotency keys and sign-in sessions. It receives data, never callbacks: the ro
 and the counter increments to add, all decided by the service and the core before the call.
 Every write returns only once it is durable (committed). Errors are the core's domain errors
 (`MonitorNotFound`, `BatchOfOtherMonitor`, `IdempotencyConflict`, `Unavailable`...), never a
-driver's exception. `exporter.storage.sqlite` is the embedded implementation.
+driver's exception. `exporter.storage.sqlite` is the embedded implementation;
+`exporter.storage.postgres` the one several replicas share.
 """
 
 from __future__ import annotations
