@@ -319,3 +319,24 @@ async def test_a_value_postgresql_cannot_take_fails_the_copy_and_writes_nothing(
     with pytest.raises(MigrationFailed, match="copying integration_monitor_batch failed"):
         await migrate(str(path), url)
     assert _count(postgres_cluster, url, "integration_monitor") == 0
+
+
+async def test_a_nul_written_before_it_was_replaced_arrives_as_u_fffd(
+    postgres_cluster: Cluster, source: tuple[Path, dict[str, int]]
+) -> None:
+    """SQLite held NUL in texts before the service replaced it; PostgreSQL cannot: the copy
+    replaces it as the service now does, rather than failing."""
+    path, ids = source
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE integration_monitor_batch SET errormsg = ?", ("bad\x00byte",))
+    conn.commit()
+    conn.close()
+    url = postgres_cluster.database()
+    await migrate(str(path), url)
+    store = PostgresStore(url, "test")
+    await store.open()
+    try:
+        [batch, *_] = await store.list_batches(ids["crm"], 10, None)
+        assert batch.errormsg == "bad\ufffdbyte"
+    finally:
+        await store.close()

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import asyncpg
 
+from exporter.core.reports import without_nul
 from exporter.storage.common import SETTINGS
 from exporter.storage.postgres import store as postgres
 from exporter.storage.sqlite import store as sqlite
@@ -127,16 +128,14 @@ def _open_source(path: str) -> sqlite3.Connection:
 
 
 def _source_rows(conn: sqlite3.Connection, table: Table, chunk: int) -> Iterator[list[Any]]:
-    """The table's rows in chunks, booleans as booleans."""
+    """The table's rows in chunks, booleans as booleans, NUL in a text as U+FFFD (what the
+    service stores since: PostgreSQL's text cannot hold NUL)."""
     cursor = conn.execute(f"SELECT {', '.join(table.columns)} FROM {table.name}")
     flags = [table.columns.index(name) for name in table.booleans]
     while rows := cursor.fetchmany(chunk):
-        if not flags:
-            yield rows
-            continue
         out = []
         for row in rows:
-            values = list(row)
+            values = [without_nul(v) if type(v) is str and "\x00" in v else v for v in row]
             for i in flags:
                 if values[i] is not None:
                     values[i] = bool(values[i])
