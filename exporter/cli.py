@@ -141,17 +141,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _migrate_db(source: str, url: str) -> int:
     """Copy, print rows per table and "verified"; one line on stderr and exit 2 when refused
     (exit 1 when a started copy failed and was rolled back). The password is never printed."""
-    from urllib.parse import urlsplit
-
     from exporter.config import is_database_url, redact_url
+    from exporter.storage.common import without_password
     from exporter.storage.postgres.from_sqlite import MigrationFailed, MigrationRefused, migrate
 
     shown = redact_url(url)
 
     def fail(message: str, status: int) -> int:
-        password = urlsplit(url).password
-        if password:  # a driver's message should not hold it; make sure
-            message = message.replace(password, "<redacted>")
+        message = without_password(message, url)  # a driver's message should not hold it
         print(f"integration-monitor migrate-db: {message}", file=sys.stderr)
         return status
 

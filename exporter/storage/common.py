@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from exporter.core.counters import CounterDelta, merge
 from exporter.core.errors import IdempotencyConflict
@@ -66,3 +67,9 @@ def merged(deltas: Sequence[CounterDelta]) -> dict[tuple[str, str], float]:
             key = (kind, name)
             out[key] = merge(kind, out.get(key), delta)
     return out
+
+
+def without_password(text: str, url: str) -> str:
+    """A driver's message with the URL's password (should it appear) replaced."""
+    password = urlsplit(url).password
+    return text.replace(password, "<redacted>") if password else text

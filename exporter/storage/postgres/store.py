@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import fields, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -50,6 +49,7 @@ from exporter.storage.common import (
     SETTINGS,
     merged,
     replayed,
+    without_password,
 )
 from exporter.storage.common import migrations as shared_migrations
 from exporter.storage.interface import (
@@ -96,12 +96,6 @@ _UNAVAILABLE = (
 # Refused at connect for now: the database does not exist yet (an init script creates it) or
 # does not take connections for the moment.
 _NOT_YET = (asyncpg.InvalidCatalogNameError, asyncpg.ObjectNotInPrerequisiteStateError)
-
-
-def _without(text: str, url: str) -> str:
-    """A driver's message, with the URL's password (should it appear) removed."""
-    password = urlsplit(url).password
-    return text.replace(password, "<redacted>") if password else text
 
 
 class SchemaTooNew(Exception):
@@ -232,7 +226,7 @@ class PostgresStore:
                     "database %s: not reachable (%s: %s); trying again in %.1f s",
                     self.description,
                     type(exc).__name__,
-                    _without(str(exc), self._url),
+                    without_password(str(exc), self._url),
                     delay,
                 )
                 attempt += 1
@@ -335,7 +329,7 @@ class PostgresStore:
             except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
                 delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
                 if attempt == 0:
-                    reason = _without(str(exc), self._url)
+                    reason = without_password(str(exc), self._url)
                     log.warning("database %s: listening failed (%s)", self.description, reason)
                 attempt += 1
                 await asyncio.sleep(delay)
