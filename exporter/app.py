@@ -129,9 +129,7 @@ def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Ap
         state, store, clock, stats, config.evaluation.chunk_size, lambda: lease.held
     )
     monitors = Monitors(store, state, clock, evaluator.after_report)
-    finished = [s for s, severity in severities.items() if severity != "running"]
-    skew = config.reports.max_clock_skew_seconds
-    app[appkeys.FOLLOWER] = Follower(store, state, evaluator.after_report, finished, skew)
+    app[appkeys.FOLLOWER] = Follower(store, state, evaluator.after_report)
     app[appkeys.LEASE] = lease
     auth = Auth(config.auth.tokens)
     interval = config.evaluation.interval_seconds

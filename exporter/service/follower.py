@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection
 
 from exporter.core.errors import Unavailable
 from exporter.service.state import MonitorState, State
@@ -28,14 +28,11 @@ class Follower:
         store: Store,
         state: State,
         evaluate: Callable[[MonitorState], None],
-        finished_statuses: Sequence[str],
-        max_clock_skew: float,
     ) -> None:
         self._store = store
         self._state = state
         self._evaluate = evaluate
-        self._finished = list(finished_statuses)
-        self._skew = max_clock_skew
+        self._finished = [s for s in state.severities if state.is_final(s)]
 
     async def run(self, feed: AsyncIterator[frozenset[int] | None]) -> None:
         """Follow the feed until it ends (never, for a shared database)."""
@@ -63,7 +60,7 @@ class Follower:
         state = self._state
         before = {ms.monitor.id: ms.version for ms in state.monitors.values()}
         asked = set(before) if monitor_ids is None else set(monitor_ids)
-        rows = await self._store.load_runs(self._finished, self._skew, monitor_ids)
+        rows = await self._store.load_runs(self._finished, state.max_clock_skew, monitor_ids)
         again: set[int] = set()
         for row in rows:
             mid = row.monitor.id
