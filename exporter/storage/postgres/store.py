@@ -64,7 +64,6 @@ from exporter.storage.postgres.group import GroupWriter
 log = logging.getLogger(__name__)
 
 CHANNEL = "integration_monitor"
-NOTICE_BYTES = 7000  # PostgreSQL refuses payloads of 8000 bytes and more
 MIGRATION_LOCK = 0x696D6D67  # pg_advisory_lock key: "immg"
 LISTEN_CHECK_SECONDS = 5.0  # how often the listening connection is checked (half-open TCP)
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -280,20 +279,11 @@ class PostgresStore:
         self._commits += 1
         return rows
 
-    def _notice(self, monitor_ids: Collection[int]) -> list[str]:
-        """The payloads that tell other replicas which monitors changed."""
-        out, ids = [], [str(i) for i in sorted(set(monitor_ids))]
-        while ids:
-            part, size = [], len(self.replica)
-            while ids and size + len(ids[-1]) + 1 < NOTICE_BYTES:
-                size += len(ids[-1]) + 1
-                part.append(ids.pop())
-            out.append(" ".join([self.replica, *part]))
-        return out
-
     async def _notify(self, conn: asyncpg.Connection, monitor_ids: Collection[int]) -> None:
-        for payload in self._notice(monitor_ids):
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        """Tell the other replicas, at this transaction's COMMIT, which monitors changed."""
+        if not monitor_ids:
+            return
+        await conn.execute("SELECT im_notify($1, $2::bigint[])", self.replica, list(monitor_ids))
 
     def stats(self) -> StoreStats:
         other = self._commits - self._writer.groups  # monitor changes, evaluations...

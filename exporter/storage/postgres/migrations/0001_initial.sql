@@ -133,6 +133,27 @@ BEGIN
         LIMIT 1;
 END $$;
 
+-- Tell the other replicas which monitors changed, at COMMIT: "origin id id ..." on the
+-- channel integration_monitor, in payloads under PostgreSQL's 8000 bytes. The one place of the
+-- notice's format (exporter.storage.postgres.store reads it).
+CREATE FUNCTION im_notify(p_origin text, p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    payload text := '';
+    one bigint;
+BEGIN
+    FOR one IN SELECT DISTINCT t FROM unnest(p_ids) AS t LOOP
+        IF length(payload) > 7000 THEN
+            PERFORM pg_notify('integration_monitor', p_origin || payload);
+            payload := '';
+        END IF;
+        payload := payload || ' ' || one;
+    END LOOP;
+    IF payload <> '' THEN
+        PERFORM pg_notify('integration_monitor', p_origin || payload);
+    END IF;
+END $$;
+
 -- A group of reports in one transaction (one round trip, one commit, one NOTIFY): the replica
 -- sends whatever reports arrived while its previous group was committing. Each element of
 -- p_ops is one report:
@@ -168,8 +189,6 @@ DECLARE
     c_name text[] := '{}';
     c_delta double precision[] := '{}';
     touched bigint[] := '{}';
-    payload text;
-    one bigint;
 BEGIN
     FOR op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
         n := n + 1;
@@ -281,16 +300,5 @@ BEGIN
     ON CONFLICT (monitor_id, kind, name) DO UPDATE SET value = CASE
         WHEN c.kind = 'latest' THEN greatest(c.value, excluded.value)
         ELSE c.value + excluded.value END;
-    -- Tell the other replicas which monitors changed: "origin id id ...", under 8000 bytes.
-    payload := '';
-    FOR one IN SELECT DISTINCT t FROM unnest(touched) AS t LOOP
-        IF length(payload) > 7000 THEN
-            PERFORM pg_notify('integration_monitor', p_origin || payload);
-            payload := '';
-        END IF;
-        payload := payload || ' ' || one;
-    END LOOP;
-    IF payload <> '' THEN
-        PERFORM pg_notify('integration_monitor', p_origin || payload);
-    END IF;
+    PERFORM im_notify(p_origin, touched);
 END $$;
