@@ -414,11 +414,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         # The monitors exist, and Prometheus has seen the service for longer than the largest
         # step before any run: a counter that appears later appeared on its first use.
+        # Every scrape of the last max(STEPS) + 3 seconds succeeded, not merely the latest: a
+        # counter's first step looks a step back for the target being up (a slow start whose
+        # early scrapes timed out left that look empty, and step 7 lost crm-sync's first run).
         seed_monitors(api)
-        up_since = time.time()
+        span = max(STEPS) + 3
+        steady = (
+            f'min_over_time(up{{job="{JOB}"}}[{span}s]) == 1 '
+            f'and count_over_time(up{{job="{JOB}"}}[{span}s]) >= {span - 1}'
+        )
         wait_for(
             "scrapes before the first report",
-            scraped_since(up_since + max(STEPS) + 3),
+            lambda: bool(stack.query(steady, at=time.time())),
             SCRAPE_TIMEOUT,
             processes,
         )
